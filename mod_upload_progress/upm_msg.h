@@ -1,0 +1,44 @@
+/* The record a message occupies in the ring: the routing fields the
+ * fan-out needs (so it never parses JSON per recipient) followed by the
+ * message JSON without its id (the id is derived from the sequence and
+ * spliced in when a frame is built). */
+#ifndef UPM_MSG_H
+#define UPM_MSG_H
+
+#include <apr.h>
+#include <apr_pools.h>
+#include <apr_time.h>
+
+enum {
+    UPM_F_TYPE = 0, UPM_F_OWNER, UPM_F_PHOTO, UPM_F_FILE, UPM_F_JOB,
+    UPM_F_SESSION, UPM_F_PROJECT, UPM_F__COUNT
+};
+
+typedef struct upm_msg {
+    apr_uint64_t seq;           /* set by the reader, not stored */
+    apr_time_t published;       /* when the module accepted it */
+    double percent;             /* progress percent, or < 0 when none */
+    const char *f[UPM_F__COUNT];/* "" when absent; NUL-terminated */
+    const char *json;           /* NUL-terminated, starts with '{' */
+    apr_size_t json_len;
+} upm_msg;
+
+/* Serialises m into one pool buffer. */
+char *upm_msg_pack(apr_pool_t *p, const upm_msg *m, apr_size_t *len);
+
+/* Points m's strings into buf.  0 on success, -1 on a corrupt record. */
+int upm_msg_unpack(const char *buf, apr_size_t len, upm_msg *m);
+
+/* The message JSON with "id":"<id>" as its first member. */
+char *upm_msg_json_with_id(apr_pool_t *p, const upm_msg *m, const char *id,
+                           apr_size_t *len);
+
+/* Key under which progress messages are throttled/coalesced:
+ * type + the first of photoId, fileId, jobId, sessionId.  0 when the
+ * message carries none of them. */
+apr_uint64_t upm_msg_progress_key(const upm_msg *m);
+
+/* Routing fields come as the names used in message JSON. */
+const char *upm_msg_field_name(int f);
+
+#endif
