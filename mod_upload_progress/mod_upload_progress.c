@@ -1,0 +1,53 @@
+/* mod_upload_progress: live upload and job progress for browsers and apps,
+ * pushed over Server-Sent Events from events an application publishes.
+ * This file only wires each concern's hooks together. */
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "ap_mpm.h"
+#include "mpm_common.h"
+
+#include "upm_auth.h"
+#include "upm_bus.h"
+#include "upm_config.h"
+#include "upm_handlers.h"
+#include "upm_hub.h"
+
+
+static int upm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                           server_rec *s)
+{
+    return upm_bus_post_config(pconf, plog, ptemp, s);
+}
+
+static void upm_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    upm_bus_child_init(pchild, s);
+    upm_hub_child_init(pchild, s);
+}
+
+static void upm_child_stopping(apr_pool_t *pchild, int graceful)
+{
+    /* Streams would otherwise keep an exiting child alive indefinitely. */
+    upm_hub_close_all();
+}
+
+static void upm_register_hooks(apr_pool_t *p)
+{
+    upm_auth_register_hooks(p);
+    ap_hook_post_config(upm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(upm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_stopping(upm_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(upm_publish_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(upm_sse_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(upload_progress) = {
+    STANDARD20_MODULE_STUFF,
+    upm_create_dir_conf,
+    upm_merge_dir_conf,
+    upm_create_srv_conf,
+    upm_merge_srv_conf,
+    upm_cmds,
+    upm_register_hooks
+};

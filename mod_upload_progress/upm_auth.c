@@ -1,0 +1,246 @@
+#include "upm_auth.h"
+#include "upm_config.h"
+#include "upm_jwt.h"
+#include "upm_stats.h"
+
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "mod_auth.h"
+#include "util_cookies.h"
+#include <apr_strings.h>
+
+APLOG_USE_MODULE(upload_progress);
+
+#define UPM_REALM "upload-progress"
+
+static apr_status_t release_claims(void *data)
+{
+    upm_auth_info *ai = data;
+    if (ai->claims) {
+        json_decref(ai->claims);
+        ai->claims = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+upm_auth_info *upm_auth_get(request_rec *r)
+{
+    /* Subrequests and internal redirects look at the main request's token. */
+    while (r->main) {
+        r = r->main;
+    }
+    while (r->prev) {
+        r = r->prev;
+    }
+    return ap_get_module_config(r->request_config, &upload_progress_module);
+}
+
+int upm_auth_grants(request_rec *r, const upm_auth_info *ai, const char *kind,
+                    const char *id)
+{
+    upm_dir_conf *d = ap_get_module_config(r->per_dir_config, &upload_progress_module);
+    if (!ai || !ai->claims || !id) {
+        return 0;
+    }
+    return upm_jwt_claim_has(ai->claims,
+                             apr_pstrcat(r->pool, upm_conf_grant_claim(d), ".", kind, NULL),
+                             id);
+}
+
+/* Removes `name` from a query string; returns its (decoded) value or NULL. */
+static char *take_query_param(apr_pool_t *p, char **args, const char *name)
+{
+    char *q = *args, *found = NULL;
+    apr_array_header_t *kept;
+    apr_size_t nl = strlen(name);
+    char *tok, *last;
+
+    if (!q || !*q) {
+        return NULL;
+    }
+    kept = apr_array_make(p, 4, sizeof(char *));
+    for (tok = apr_strtok(apr_pstrdup(p, q), "&", &last); tok;
+         tok = apr_strtok(NULL, "&", &last)) {
+        if (strncmp(tok, name, nl) == 0 && tok[nl] == '=') {
+            if (!found) {
+                found = apr_pstrdup(p, tok + nl + 1);
+                if (ap_unescape_urlencoded(found) != OK) {
+                    found = "";
+                }
+            }
+            continue;   /* every copy is removed from what gets logged */
+        }
+        APR_ARRAY_PUSH(kept, char *) = tok;
+    }
+    if (found) {
+        *args = kept->nelts ? apr_array_pstrcat(p, kept, '&') : NULL;
+    }
+    return found;
+}
+
+/* The access log records r->the_request: rebuild it without the token so a
+ * credential never lands in a log file. */
+static void scrub_logged_request(request_rec *r)
+{
+    const char *proto = r->protocol ? r->protocol : "HTTP/1.1";
+    r->unparsed_uri = r->args ? apr_pstrcat(r->pool, r->uri, "?", r->args, NULL)
+                              : apr_pstrdup(r->pool, r->uri);
+    r->parsed_uri.query = r->args;
+    if (r->the_request) {
+        r->the_request = r->assbackwards
+            ? apr_pstrcat(r->pool, r->method, " ", r->unparsed_uri, NULL)
+            : apr_pstrcat(r->pool, r->method, " ", r->unparsed_uri, " ", proto, NULL);
+    }
+}
+
+static const char *find_token(request_rec *r, const upm_dir_conf *d,
+                              const char **source)
+{
+    const char *h = apr_table_get(r->headers_in, "Authorization");
+    const char *tok;
+
+    /* The query token is taken out first, whatever else the request
+     * carries, so it is never logged. */
+    tok = take_query_param(r->pool, &r->args, upm_conf_token_param(d));
+    if (tok) {
+        scrub_logged_request(r);
+    }
+    if (h && strncasecmp(h, "Bearer", 6) == 0 && (h[6] == ' ' || h[6] == '\t')) {
+        h += 7;
+        while (*h == ' ' || *h == '\t') {
+            h++;
+        }
+        *source = "header";
+        return h;
+    }
+    if (tok) {
+        *source = "query";
+        return tok;
+    }
+    if (ap_cookie_read(r, upm_conf_cookie(d), &tok, 0) == APR_SUCCESS && tok && *tok) {
+        *source = "cookie";
+        return tok;
+    }
+    return NULL;
+}
+
+static int deny(request_rec *r, upm_jwt_status st, const char *source)
+{
+    if (st == UPM_JWT_MISSING) {
+        apr_table_setn(r->err_headers_out, "WWW-Authenticate",
+                       "Bearer realm=\"" UPM_REALM "\"");
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13001)
+                      "no bearer token (header, query or cookie) for %s", r->uri);
+    }
+    else {
+        apr_table_setn(r->err_headers_out, "WWW-Authenticate",
+                       apr_psprintf(r->pool, "Bearer realm=\"" UPM_REALM "\", "
+                                    "error=\"invalid_token\", error_description=\"%s\"",
+                                    upm_jwt_status_text(st)));
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13002)
+                      "token from %s refused for %s: %s", source, r->uri,
+                      upm_jwt_status_label(st));
+    }
+    upm_stats_auth_failure(st);
+    return HTTP_UNAUTHORIZED;
+}
+
+static int upm_check_authn(request_rec *r)
+{
+    upm_dir_conf *d;
+    const char *type = ap_auth_type(r), *token, *source = "none";
+    upm_jwt_policy pol;
+    upm_jwt_result res;
+    upm_jwt_status st;
+    upm_auth_info *ai;
+
+    if (!type || strcasecmp(type, "JWT") != 0) {
+        return DECLINED;
+    }
+    d = ap_get_module_config(r->per_dir_config, &upload_progress_module);
+    if (!d->keys || d->keys->nelts == 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(13003)
+                      "AuthType JWT for %s but no UploadProgressJWTKey configured", r->uri);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    token = find_token(r, d, &source);
+    if (!token || !*token) {
+        return deny(r, UPM_JWT_MISSING, source);
+    }
+    pol.issuer = d->issuer;
+    pol.audience = d->audience;
+    pol.leeway = upm_conf_leeway(d);
+    pol.user_claim = upm_conf_user_claim(d);
+    memset(&res, 0, sizeof(res));
+    st = upm_jwt_verify(r->pool, token, d->keys, &pol, apr_time_sec(apr_time_now()), &res);
+    if (st != UPM_JWT_OK) {
+        return deny(r, st, source);
+    }
+    ai = apr_pcalloc(r->pool, sizeof(*ai));
+    ai->user = res.user;
+    ai->claims = res.claims;
+    ai->exp = res.exp;
+    apr_pool_cleanup_register(r->pool, ai, release_claims, apr_pool_cleanup_null);
+    ap_set_module_config(r->request_config, &upload_progress_module, ai);
+    r->user = (char *)ai->user;
+    r->ap_auth_type = "JWT";
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13004)
+                  "token from %s accepted for user %s (kid %s)", source, ai->user,
+                  res.kid ? res.kid : "-");
+    return OK;
+}
+
+static authz_status jwt_claim_check(request_rec *r, const char *require_args,
+                                    const void *parsed)
+{
+    upm_auth_info *ai;
+    const char *args = require_args, *name, *value;
+
+    if (!r->user) {
+        return AUTHZ_DENIED_NO_USER;
+    }
+    ai = upm_auth_get(r);
+    if (!ai || !ai->claims) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(13005)
+                      "Require jwt-claim needs AuthType JWT for %s", r->uri);
+        return AUTHZ_DENIED;
+    }
+    name = ap_getword_conf(r->pool, &args);
+    while (*(value = ap_getword_conf(r->pool, &args))) {
+        if (upm_jwt_claim_has(ai->claims, name, value)) {
+            return AUTHZ_GRANTED;
+        }
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13006)
+                  "user %s: claim %s does not allow %s", r->user, name, r->uri);
+    return AUTHZ_DENIED;
+}
+
+static const char *jwt_claim_parse(cmd_parms *cmd, const char *require_line,
+                                   const void **parsed)
+{
+    const char *args = require_line;
+    const char *name = ap_getword_conf(cmd->temp_pool, &args);
+    const char *value = ap_getword_conf(cmd->temp_pool, &args);
+    if (!*name || !*value) {
+        return "Require jwt-claim takes a claim name and one or more values";
+    }
+    return NULL;
+}
+
+static const authz_provider jwt_claim_provider = {
+    &jwt_claim_check,
+    &jwt_claim_parse,
+};
+
+void upm_auth_register_hooks(apr_pool_t *p)
+{
+    ap_hook_check_authn(upm_check_authn, NULL, NULL, APR_HOOK_MIDDLE,
+                        AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "jwt-claim",
+                              AUTHZ_PROVIDER_VERSION, &jwt_claim_provider,
+                              AP_AUTH_INTERNAL_PER_CONF);
+}

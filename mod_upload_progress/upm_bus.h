@@ -1,0 +1,47 @@
+/* The bus between children: the replay ring and the counters in one
+ * shared memory segment that survives graceful restarts, its lock, and
+ * the cross-process wake-up (DESIGN sections 4 and 5). */
+#ifndef UPM_BUS_H
+#define UPM_BUS_H
+
+#include "httpd.h"
+#include "upm_ring.h"
+#include "upm_msg.h"
+
+/* post_config: attaches to (or creates) the segment. */
+int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                        server_rec *s);
+/* child_init: re-opens the lock in the child. */
+void upm_bus_child_init(apr_pool_t *pchild, server_rec *s);
+
+apr_uint64_t upm_bus_epoch(void);
+
+/* Appends n messages as one unit: either all get consecutive sequence
+ * numbers (written to seqs) or none is appended.  APR_EGENERAL when the
+ * bus is not ready, APR_ENOSPC when a record is larger than the ring's
+ * largest record. */
+apr_status_t upm_bus_publish(apr_pool_t *p, upm_msg *const *msgs, int n,
+                             apr_uint64_t *seqs);
+
+/* Largest packed record the ring takes. */
+apr_size_t upm_bus_max_record(void);
+
+/* Copies messages with sequence in (after, after + max] into pool memory.
+ * *last receives the ring's last sequence, *oldest its oldest readable one
+ * (so the caller can tell a gap).  Returns the number copied into out. */
+int upm_bus_read(apr_pool_t *p, apr_uint64_t after, int max, upm_msg *out,
+                 apr_uint64_t *last, apr_uint64_t *oldest);
+
+/* The ring's state, read under the lock. */
+void upm_bus_state(apr_uint64_t *last, apr_uint64_t *oldest);
+
+/* Resume check of a client-supplied id against the ring. */
+upm_resume_status upm_bus_resume_check(const char *id, apr_uint64_t *seq);
+
+/* Blocks until the ring may have moved past `seen_wake` or timeout. */
+apr_uint32_t upm_bus_wake_value(void);
+void upm_bus_wait(apr_uint32_t seen_wake, apr_interval_time_t timeout);
+/* Wakes every waiter (used to stop this child's own threads). */
+void upm_bus_wake_all(void);
+
+#endif

@@ -1,0 +1,361 @@
+#include "upm_config.h"
+#include "upm_jwt.h"
+#include "upm_event.h"
+
+#include "http_log.h"
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <apr_file_io.h>
+#include <apr_env.h>
+#include <stdlib.h>
+#include <errno.h>
+
+APLOG_USE_MODULE(upload_progress);
+
+void *upm_create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    upm_srv_conf *c = apr_pcalloc(p, sizeof(*c));
+    c->event_map = apr_hash_make(p);
+    return c;
+}
+
+void *upm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    upm_srv_conf *base = basev, *add = addv;
+    upm_srv_conf *c = apr_pcalloc(p, sizeof(*c));
+    c->replay_slots = add->replay_slots ? add->replay_slots : base->replay_slots;
+    c->replay_bytes = add->replay_bytes ? add->replay_bytes : base->replay_bytes;
+    c->event_map = apr_hash_overlay(p, add->event_map, base->event_map);
+    return c;
+}
+
+void *upm_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    upm_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+    c->leeway = -1;
+    c->heartbeat = -1;
+    c->throttle = -1;
+    c->retry_ms = -1;
+    c->max_event_size = -1;
+    c->send_queue = -1;
+    return c;
+}
+
+#define MERGE_PTR(f) c->f = add->f ? add->f : base->f
+#define MERGE_NUM(f) c->f = add->f >= 0 ? add->f : base->f
+
+void *upm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    upm_dir_conf *base = basev, *add = addv;
+    upm_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+    /* Keys replace rather than accumulate: a location that names its own
+     * keys must not silently also trust its parent's. */
+    MERGE_PTR(keys);
+    MERGE_PTR(issuer);
+    MERGE_PTR(audience);
+    MERGE_PTR(user_claim);
+    MERGE_PTR(token_param);
+    MERGE_PTR(cookie);
+    MERGE_PTR(scope_claim);
+    MERGE_PTR(grant_claim);
+    MERGE_NUM(leeway);
+    MERGE_NUM(heartbeat);
+    MERGE_NUM(throttle);
+    MERGE_NUM(retry_ms);
+    MERGE_NUM(max_event_size);
+    MERGE_NUM(send_queue);
+    return c;
+}
+
+int upm_conf_heartbeat(const upm_dir_conf *d)
+{ return d->heartbeat >= 0 ? d->heartbeat : UPM_DEFAULT_HEARTBEAT; }
+double upm_conf_throttle(const upm_dir_conf *d)
+{ return d->throttle >= 0 ? d->throttle : UPM_DEFAULT_THROTTLE; }
+int upm_conf_retry_ms(const upm_dir_conf *d)
+{ return d->retry_ms >= 0 ? d->retry_ms : UPM_DEFAULT_RETRY_MS; }
+apr_off_t upm_conf_max_event(const upm_dir_conf *d)
+{ return d->max_event_size >= 0 ? d->max_event_size : UPM_DEFAULT_MAX_EVENT; }
+apr_off_t upm_conf_send_queue(const upm_dir_conf *d)
+{ return d->send_queue >= 0 ? d->send_queue : UPM_DEFAULT_SEND_QUEUE; }
+int upm_conf_leeway(const upm_dir_conf *d)
+{ return d->leeway >= 0 ? d->leeway : UPM_DEFAULT_LEEWAY; }
+const char *upm_conf_user_claim(const upm_dir_conf *d)
+{ return d->user_claim ? d->user_claim : "sub"; }
+const char *upm_conf_token_param(const upm_dir_conf *d)
+{ return d->token_param ? d->token_param : "token"; }
+const char *upm_conf_cookie(const upm_dir_conf *d)
+{ return d->cookie ? d->cookie : "upload_progress_token"; }
+const char *upm_conf_scope_claim(const upm_dir_conf *d)
+{ return d->scope_claim ? d->scope_claim : "scope"; }
+const char *upm_conf_grant_claim(const upm_dir_conf *d)
+{ return d->grant_claim ? d->grant_claim : "upl"; }
+
+static const char *parse_int(const char *arg, long min, long max, long *out,
+                             const char *what, apr_pool_t *p)
+{
+    char *end;
+    long v;
+    errno = 0;
+    v = strtol(arg, &end, 10);
+    if (errno || end == arg || *end || v < min || v > max) {
+        return apr_psprintf(p, "%s must be an integer from %ld to %ld, not '%s'",
+                            what, min, max, arg);
+    }
+    *out = v;
+    return NULL;
+}
+
+/* Sizes accept a K/M/G suffix: replay memory is naturally given in MB. */
+static const char *parse_size(const char *arg, apr_off_t min, apr_off_t max,
+                              apr_off_t *out, const char *what, apr_pool_t *p)
+{
+    char *end;
+    apr_int64_t v;
+    errno = 0;
+    v = apr_strtoi64(arg, &end, 10);
+    if (!errno && end != arg) {
+        switch (*end) {
+        case 'k': case 'K': v *= 1024; end++; break;
+        case 'm': case 'M': v *= 1024 * 1024; end++; break;
+        case 'g': case 'G': v *= 1024 * 1024 * 1024; end++; break;
+        }
+    }
+    if (errno || end == arg || *end || v < min || v > max) {
+        return apr_psprintf(p, "%s must be a size from %" APR_OFF_T_FMT " to %"
+                            APR_OFF_T_FMT " bytes (K/M/G suffix allowed), not '%s'",
+                            what, min, max, arg);
+    }
+    *out = (apr_off_t)v;
+    return NULL;
+}
+
+static upm_srv_conf *srv(cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config, &upload_progress_module);
+}
+
+static const char *set_replay(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    long v;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    if ((err = parse_int(arg, 16, 1 << 22, &v, "UploadProgressReplay", cmd->pool))) {
+        return err;
+    }
+    srv(cmd)->replay_slots = (int)v;
+    return NULL;
+}
+
+static const char *set_replay_bytes(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    apr_off_t v;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    if ((err = parse_size(arg, 256 * 1024, (apr_off_t)4 << 30, &v,
+                          "UploadProgressReplayMemory", cmd->pool))) {
+        return err;
+    }
+    srv(cmd)->replay_bytes = (apr_size_t)v;
+    return NULL;
+}
+
+static const char *set_event_map(cmd_parms *cmd, void *dummy, const char *ev,
+                                 const char *type)
+{
+    const char *c;
+    if (!*ev || !*type || strlen(type) > 64) {
+        return "UploadProgressEventMap takes a domain event name and a message type";
+    }
+    for (c = type; *c; c++) {
+        if (!apr_isalnum(*c) && !strchr("_.:-", *c)) {
+            return apr_psprintf(cmd->pool, "UploadProgressEventMap: message type '%s' "
+                                "may only contain letters, digits and _ . : -", type);
+        }
+    }
+    apr_hash_set(srv(cmd)->event_map, apr_pstrdup(cmd->pool, ev),
+                 APR_HASH_KEY_STRING, apr_pstrdup(cmd->pool, type));
+    return NULL;
+}
+
+static const char *set_dir_int(cmd_parms *cmd, void *dv, const char *arg)
+{
+    upm_dir_conf *d = dv;
+    long v;
+    const char *err;
+    int which = (int)(apr_uintptr_t)cmd->info;
+    switch (which) {
+    case 0:
+        if (!(err = parse_int(arg, 0, 86400, &v, cmd->cmd->name, cmd->pool)))
+            d->heartbeat = (int)v;
+        return err;
+    case 1:
+        if (!(err = parse_int(arg, 0, 3600000, &v, cmd->cmd->name, cmd->pool)))
+            d->retry_ms = (int)v;
+        return err;
+    default:
+        if (!(err = parse_int(arg, 0, 86400, &v, cmd->cmd->name, cmd->pool)))
+            d->leeway = (int)v;
+        return err;
+    }
+}
+
+static const char *set_throttle(cmd_parms *cmd, void *dv, const char *arg)
+{
+    upm_dir_conf *d = dv;
+    char *end;
+    double v = strtod(arg, &end);
+    if (end == arg || *end || !(v >= 0 && v <= 100)) {
+        return apr_psprintf(cmd->pool, "UploadProgressThrottle must be a percentage "
+                            "from 0 to 100, not '%s'", arg);
+    }
+    d->throttle = v;
+    return NULL;
+}
+
+static const char *set_dir_size(cmd_parms *cmd, void *dv, const char *arg)
+{
+    upm_dir_conf *d = dv;
+    apr_off_t v;
+    const char *err;
+    if ((int)(apr_uintptr_t)cmd->info == 0) {
+        if (!(err = parse_size(arg, 256, 16 * 1024 * 1024, &v, cmd->cmd->name, cmd->pool)))
+            d->max_event_size = v;
+    }
+    else {
+        if (!(err = parse_size(arg, 4096, (apr_off_t)1 << 30, &v, cmd->cmd->name, cmd->pool)))
+            d->send_queue = v;
+    }
+    return err;
+}
+
+static const char *set_dir_str(cmd_parms *cmd, void *dv, const char *arg)
+{
+    /* cmd->info is the offset of the field in upm_dir_conf. */
+    return ap_set_string_slot(cmd, dv, apr_pstrdup(cmd->pool, arg));
+}
+
+static const char *read_key_source(cmd_parms *cmd, const char *src,
+                                   const unsigned char **data, apr_size_t *len)
+{
+    if (strncmp(src, "env:", 4) == 0) {
+        char *val = NULL;
+        if (apr_env_get(&val, src + 4, cmd->temp_pool) != APR_SUCCESS || !val || !*val) {
+            return apr_psprintf(cmd->pool, "UploadProgressJWTKey: environment variable "
+                                "'%s' is not set or empty", src + 4);
+        }
+        *data = (const unsigned char *)apr_pstrdup(cmd->pool, val);
+        *len = strlen(val);
+        return NULL;
+    }
+    else {
+        const char *path = strncmp(src, "file:", 5) == 0 ? src + 5 : src;
+        apr_file_t *f;
+        apr_finfo_t fi;
+        apr_status_t rv;
+        char *buf;
+        apr_size_t n;
+
+        path = ap_server_root_relative(cmd->temp_pool, path);
+        if (!path) {
+            return apr_psprintf(cmd->pool, "UploadProgressJWTKey: invalid path '%s'", src);
+        }
+        rv = apr_file_open(&f, path, APR_READ | APR_BINARY, 0, cmd->temp_pool);
+        if (rv == APR_SUCCESS) {
+            rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
+        }
+        if (rv != APR_SUCCESS) {
+            char e[120];
+            return apr_psprintf(cmd->pool, "UploadProgressJWTKey: cannot read '%s': %s",
+                                path, apr_strerror(rv, e, sizeof(e)));
+        }
+        if (fi.size > 1024 * 1024) {
+            return apr_psprintf(cmd->pool, "UploadProgressJWTKey: '%s' is larger "
+                                "than 1 MB; is it really a key?", path);
+        }
+        n = (apr_size_t)fi.size;
+        buf = apr_palloc(cmd->pool, n + 1);
+        rv = apr_file_read_full(f, buf, n, &n);
+        apr_file_close(f);
+        if (rv != APR_SUCCESS && rv != APR_EOF) {
+            return apr_psprintf(cmd->pool, "UploadProgressJWTKey: cannot read '%s'", path);
+        }
+        buf[n] = '\0';
+        *data = (const unsigned char *)buf;
+        *len = n;
+        return NULL;
+    }
+}
+
+static const char *add_key(cmd_parms *cmd, void *dv, const char *alg,
+                           const char *src, const char *kid)
+{
+    upm_dir_conf *d = dv;
+    const unsigned char *data;
+    apr_size_t len;
+    const char *err;
+    upm_jwt_key *key;
+    int i;
+
+    if ((err = read_key_source(cmd, src, &data, &len))) {
+        return err;
+    }
+    key = upm_jwt_key_make(cmd->pool, alg, data, len, kid, &err);
+    if (!key) {
+        return apr_psprintf(cmd->pool, "UploadProgressJWTKey %s %s: %s", alg, src, err);
+    }
+    if (!d->keys) {
+        d->keys = apr_array_make(cmd->pool, 2, sizeof(upm_jwt_key *));
+    }
+    for (i = 0; i < d->keys->nelts; i++) {
+        const upm_jwt_key *k = APR_ARRAY_IDX(d->keys, i, upm_jwt_key *);
+        if (kid && k->kid && strcmp(kid, k->kid) == 0) {
+            return apr_psprintf(cmd->pool, "UploadProgressJWTKey: kid '%s' is "
+                                "configured twice here", kid);
+        }
+    }
+    APR_ARRAY_PUSH(d->keys, upm_jwt_key *) = key;
+    return NULL;
+}
+
+#define DIR_STR(name, field, help) \
+    AP_INIT_TAKE1(name, set_dir_str, (void *)APR_OFFSETOF(upm_dir_conf, field), \
+                  OR_AUTHCFG | RSRC_CONF, help)
+
+const command_rec upm_cmds[] = {
+    AP_INIT_TAKE1("UploadProgressReplay", set_replay, NULL, RSRC_CONF,
+                  "Number of messages kept for replay in shared memory (default 4096)"),
+    AP_INIT_TAKE1("UploadProgressReplayMemory", set_replay_bytes, NULL, RSRC_CONF,
+                  "Bytes of shared memory for replayed message bodies (default 8M)"),
+    AP_INIT_TAKE2("UploadProgressEventMap", set_event_map, NULL, RSRC_CONF,
+                  "Maps a domain event name to a message type"),
+    AP_INIT_TAKE1("UploadProgressHeartbeat", set_dir_int, (void *)0, OR_ALL,
+                  "Seconds between heartbeats on idle streams (default 15, 0 = none)"),
+    AP_INIT_TAKE1("UploadProgressRetry", set_dir_int, (void *)1, OR_ALL,
+                  "Reconnect delay advertised to SSE clients, in ms (default 3000)"),
+    AP_INIT_TAKE1("UploadProgressThrottle", set_throttle, NULL, OR_ALL,
+                  "Smallest progress step, in percent, sent to a connection (default 1)"),
+    AP_INIT_TAKE1("UploadProgressMaxEventSize", set_dir_size, (void *)0, OR_ALL,
+                  "Largest accepted event in bytes (default 64K)"),
+    AP_INIT_TAKE1("UploadProgressSendQueue", set_dir_size, (void *)1, OR_ALL,
+                  "Bytes queued for one connection before it is treated as slow (default 256K)"),
+    AP_INIT_TAKE23("UploadProgressJWTKey", add_key, NULL, OR_AUTHCFG | RSRC_CONF,
+                   "ALG SOURCE [KID]: a verification key; SOURCE is file:PATH, env:NAME or a path"),
+    DIR_STR("UploadProgressJWTIssuer", issuer, "Required iss claim"),
+    DIR_STR("UploadProgressJWTAudience", audience, "Required aud claim"),
+    AP_INIT_TAKE1("UploadProgressJWTLeeway", set_dir_int, (void *)2, OR_AUTHCFG | RSRC_CONF,
+                  "Seconds of clock skew allowed on exp and nbf (default 30)"),
+    DIR_STR("UploadProgressJWTUserClaim", user_claim, "Claim naming the user (default sub)"),
+    DIR_STR("UploadProgressJWTTokenParam", token_param,
+            "Query parameter carrying the token (default token)"),
+    DIR_STR("UploadProgressJWTCookie", cookie,
+            "Cookie carrying the token (default upload_progress_token)"),
+    DIR_STR("UploadProgressJWTScopeClaim", scope_claim,
+            "Claim holding scopes such as progress:publish (default scope)"),
+    DIR_STR("UploadProgressJWTGrantClaim", grant_claim,
+            "Claim listing extra projects/jobs/sessions/files the user may watch (default upl)"),
+    { NULL }
+};

@@ -1,0 +1,63 @@
+/* Configuration: per-server and per-directory structs, their merges and
+ * the directive table. */
+#ifndef UPM_CONFIG_H
+#define UPM_CONFIG_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include <apr_hash.h>
+
+extern module AP_MODULE_DECLARE_DATA upload_progress_module;
+
+#define UPM_DEFAULT_REPLAY        4096
+#define UPM_DEFAULT_REPLAY_BYTES  (8 * 1024 * 1024)
+#define UPM_DEFAULT_MAX_EVENT     (64 * 1024)
+#define UPM_DEFAULT_HEARTBEAT     15
+#define UPM_DEFAULT_THROTTLE      1.0
+#define UPM_DEFAULT_RETRY_MS      3000
+#define UPM_DEFAULT_LEEWAY        30
+#define UPM_DEFAULT_SEND_QUEUE    (256 * 1024)
+
+typedef struct {
+    int replay_slots;           /* 0: unset */
+    apr_size_t replay_bytes;    /* 0: unset */
+    apr_hash_t *event_map;      /* DomainEvent -> type overrides */
+} upm_srv_conf;
+
+typedef struct {
+    apr_array_header_t *keys;   /* upm_jwt_key *; NULL: unset */
+    const char *issuer;
+    const char *audience;
+    int leeway;                 /* -1: unset */
+    const char *user_claim;
+    const char *token_param;
+    const char *cookie;
+    const char *scope_claim;
+    const char *grant_claim;
+    int heartbeat;              /* seconds; -1: unset */
+    double throttle;            /* percent; < 0: unset */
+    int retry_ms;               /* -1: unset */
+    apr_off_t max_event_size;   /* -1: unset */
+    apr_off_t send_queue;       /* -1: unset */
+} upm_dir_conf;
+
+void *upm_create_srv_conf(apr_pool_t *p, server_rec *s);
+void *upm_merge_srv_conf(apr_pool_t *p, void *base, void *add);
+void *upm_create_dir_conf(apr_pool_t *p, char *dir);
+void *upm_merge_dir_conf(apr_pool_t *p, void *base, void *add);
+extern const command_rec upm_cmds[];
+
+/* Effective values with defaults applied. */
+int upm_conf_heartbeat(const upm_dir_conf *d);
+double upm_conf_throttle(const upm_dir_conf *d);
+int upm_conf_retry_ms(const upm_dir_conf *d);
+apr_off_t upm_conf_max_event(const upm_dir_conf *d);
+apr_off_t upm_conf_send_queue(const upm_dir_conf *d);
+int upm_conf_leeway(const upm_dir_conf *d);
+const char *upm_conf_user_claim(const upm_dir_conf *d);
+const char *upm_conf_token_param(const upm_dir_conf *d);
+const char *upm_conf_cookie(const upm_dir_conf *d);
+const char *upm_conf_scope_claim(const upm_dir_conf *d);
+const char *upm_conf_grant_claim(const upm_dir_conf *d);
+
+#endif

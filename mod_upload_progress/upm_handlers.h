@@ -1,0 +1,18 @@
+/* Content handlers: publish endpoint and SSE stream. */
+#ifndef UPM_HANDLERS_H
+#define UPM_HANDLERS_H
+
+#include "httpd.h"
+
+int upm_publish_handler(request_rec *r);
+int upm_sse_handler(request_rec *r);
+
+/* Writes a JSON error body {"error":code,"message":msg[,"index":i]} with
+ * the given status; index < 0 omits it.  Returns OK for the handler. */
+int upm_json_error(request_rec *r, int status, const char *code,
+                   const char *msg, int index);
+
+/* Is s a valid scope/owner id: 1..128 of [A-Za-z0-9._:@-]? */
+int upm_valid_id(const char *s);
+
+#endif

@@ -1,0 +1,81 @@
+/* The per-child fan-out: an index from owner (and granted project, job,
+ * session or file) to the connections of this child that want those
+ * messages, each with a bounded queue of shared frames.  One thread per
+ * child follows the ring and feeds the hub; cost per message is
+ * O(recipients), never O(connections). */
+#ifndef UPM_HUB_H
+#define UPM_HUB_H
+
+#include "httpd.h"
+#include <apr_thread_cond.h>
+#include "upm_msg.h"
+#include "upm_throttle.h"
+
+/* A message as every transport of this child writes it: built once per
+ * message and shared (reference-counted) by all its recipients. */
+typedef struct upm_frame {
+    apr_uint32_t refs;
+    apr_uint64_t seq;
+    apr_uint64_t pkey;          /* progress key; 0 when not throttled */
+    int is_progress;
+    double percent;
+    apr_time_t published;
+    const char *id;             /* "<epoch>-<seq>" */
+    const char *type;
+    const char *json;           /* message JSON with its id */
+    apr_size_t json_len;
+} upm_frame;
+
+/* Creates a frame from a message (one malloc; reference count 1). */
+upm_frame *upm_frame_make(const upm_msg *m, apr_uint64_t epoch);
+void upm_frame_ref(upm_frame *f);
+void upm_frame_unref(upm_frame *f);
+
+typedef enum {
+    UPM_SUB_OK = 0,
+    UPM_SUB_RESET,              /* messages were lost: tell the client */
+    UPM_SUB_CLOSING             /* the child is stopping */
+} upm_sub_state;
+
+typedef struct upm_sub upm_sub;
+
+/* What a connection listens to.  scope[f] non-NULL: the message's field f
+ * must equal it.  via: UPM_F_OWNER for the user's own messages, or
+ * UPM_F_PROJECT / UPM_F_JOB / UPM_F_SESSION / UPM_F_FILE when the token
+ * grants that id (then scope[via] is that id and owner is not checked). */
+typedef struct upm_sub_spec {
+    const char *user;
+    const char *scope[UPM_F__COUNT];
+    int via;
+    double throttle_step;
+    apr_size_t max_queue_bytes;
+} upm_sub_spec;
+
+/* Registers a subscriber, allocated from p (which must outlive it:
+ * upm_hub_remove is registered as a cleanup of p). */
+upm_sub *upm_hub_add(apr_pool_t *p, const upm_sub_spec *spec);
+void upm_hub_remove(upm_sub *sub);
+
+/* Whether a message is for this subscriber (owner/grant and scope). */
+int upm_sub_matches(const upm_sub *sub, const upm_msg *m);
+/* Throttle decision for this subscriber; updates its state. */
+int upm_sub_throttle_pass(upm_sub *sub, const upm_frame *f);
+
+/* Frames with seq <= upto were already sent by a replay: dropped. */
+void upm_sub_skip_upto(upm_sub *sub, apr_uint64_t upto);
+
+/* Waits until frames are queued, a reset or close is pending, or until
+ * `until`.  Moves up to max queued frames to out (the caller unrefs them)
+ * and returns their number; *state tells a reset or close. */
+int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
+                 upm_sub_state *state, const char **reason);
+
+/* Per-child lifetime: starts the ring follower thread. */
+void upm_hub_child_init(apr_pool_t *pchild, server_rec *s);
+/* Asks every subscriber of this child to close (graceful stop). */
+void upm_hub_close_all(void);
+
+/* Subscribers held by this child. */
+int upm_hub_count(void);
+
+#endif

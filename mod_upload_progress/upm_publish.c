@@ -1,0 +1,301 @@
+/* POST an event (or an array of events) -> normalised messages in the ring. */
+#include "upm_handlers.h"
+#include "upm_auth.h"
+#include "upm_bus.h"
+#include "upm_config.h"
+#include "upm_event.h"
+#include "upm_jwt.h"
+#include "upm_msg.h"
+#include "upm_stats.h"
+
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <jansson.h>
+
+APLOG_USE_MODULE(upload_progress);
+
+#define UPM_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+#define UPM_PUBLISH_SCOPE "progress:publish"
+#define UPM_MAX_BATCH 1000
+
+int upm_valid_id(const char *s)
+{
+    apr_size_t n = 0;
+    if (!s) {
+        return 0;
+    }
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (n >= 128 || !(apr_isalnum(c) || c == '.' || c == '_' || c == ':'
+                          || c == '@' || c == '-')) {
+            return 0;
+        }
+    }
+    return n > 0;
+}
+
+int upm_json_error(request_rec *r, int status, const char *code,
+                   const char *msg, int index)
+{
+    json_t *o = json_pack("{s:s,s:s}", "error", code, "message", msg ? msg : code);
+    char *body;
+    if (index >= 0) {
+        json_object_set_new(o, "index", json_integer(index));
+    }
+    body = json_dumps(o, UPM_DUMP_FLAGS);
+    json_decref(o);
+    /* The body of a refused request must not be read as the next one. */
+    ap_discard_request_body(r);
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (body) {
+        ap_rputs(body, r);
+        ap_rputs("\n", r);
+        free(body);
+    }
+    upm_stats_add(UPM_ST_EVENTS_REJECTED, 1);
+    return OK;
+}
+
+static int is_json_type(const char *ct)
+{
+    const char *semi;
+    apr_size_t n;
+    if (!ct) {
+        return 0;
+    }
+    while (*ct == ' ') {
+        ct++;
+    }
+    semi = strchr(ct, ';');
+    n = semi ? (apr_size_t)(semi - ct) : strlen(ct);
+    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) {
+        n--;
+    }
+    return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+/* Reads the whole body, refusing more than limit bytes. */
+static int read_body(request_rec *r, apr_off_t limit, char **out, apr_size_t *len)
+{
+    int rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
+    apr_size_t cap, n = 0;
+    char *buf;
+
+    if (rc != OK) {
+        return rc;
+    }
+    if (r->remaining > limit) {
+        return HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+    cap = r->remaining > 0 ? (apr_size_t)r->remaining : 8192;
+    buf = apr_palloc(r->pool, cap + 1);
+    if (ap_should_client_block(r)) {
+        for (;;) {
+            long got;
+            if (n == cap) {
+                char *nb;
+                if ((apr_off_t)cap >= limit) {
+                    return HTTP_REQUEST_ENTITY_TOO_LARGE;
+                }
+                cap = (apr_off_t)(cap * 2) > limit ? (apr_size_t)limit : cap * 2;
+                nb = apr_palloc(r->pool, cap + 1);
+                memcpy(nb, buf, n);
+                buf = nb;
+            }
+            got = ap_get_client_block(r, buf + n, cap - n);
+            if (got < 0) {
+                return HTTP_BAD_REQUEST;
+            }
+            if (got == 0) {
+                break;
+            }
+            n += (apr_size_t)got;
+        }
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return OK;
+}
+
+static double message_percent(json_t *msg)
+{
+    json_t *v = json_object_get(msg, "progress");
+    if (!json_is_number(v)) {
+        v = json_object_get(msg, "progressPercent");
+    }
+    return json_is_number(v) ? json_number_value(v) : -1.0;
+}
+
+static const char *field_str(json_t *msg, const char *name)
+{
+    const char *s = json_string_value(json_object_get(msg, name));
+    return s ? s : "";
+}
+
+int upm_publish_handler(request_rec *r)
+{
+    upm_dir_conf *d;
+    upm_srv_conf *sc;
+    upm_auth_info *ai;
+    json_t *root, *ids, *resp;
+    json_error_t jerr;
+    char *body, *text;
+    apr_size_t blen;
+    apr_off_t max_event;
+    size_t i, count;
+    upm_msg **msgs;
+    apr_uint64_t *seqs;
+    apr_time_t now = apr_time_now();
+    apr_status_t rv;
+    int rc;
+
+    if (!r->handler || strcmp(r->handler, "upload-progress-publish") != 0) {
+        return DECLINED;
+    }
+    if (r->method_number != M_POST) {
+        r->allowed = AP_METHOD_BIT << M_POST;
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    d = ap_get_module_config(r->per_dir_config, &upload_progress_module);
+    sc = ap_get_module_config(r->server->module_config, &upload_progress_module);
+
+    ai = upm_auth_get(r);
+    if (ai && !upm_jwt_claim_has(ai->claims, upm_conf_scope_claim(d), UPM_PUBLISH_SCOPE)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13030)
+                      "user %s may not publish: claim %s lacks " UPM_PUBLISH_SCOPE,
+                      ai->user, upm_conf_scope_claim(d));
+        return upm_json_error(r, HTTP_FORBIDDEN, "forbidden",
+                              "the token lacks the " UPM_PUBLISH_SCOPE " scope", -1);
+    }
+    if (!is_json_type(apr_table_get(r->headers_in, "Content-Type"))) {
+        return upm_json_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                              "Content-Type must be application/json", -1);
+    }
+    max_event = upm_conf_max_event(d);
+    rc = read_body(r, max_event * 16, &body, &blen);
+    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return upm_json_error(r, rc, "too_large",
+                              apr_psprintf(r->pool, "the body is larger than %" APR_OFF_T_FMT
+                                           " bytes", max_event * 16), -1);
+    }
+    if (rc != OK) {
+        return rc;
+    }
+
+    root = json_loadb(body, blen, 0, &jerr);
+    if (!root) {
+        json_t *o = json_pack("{s:s,s:s,s:i,s:i,s:i}", "error", "invalid_json",
+                              "message", jerr.text, "line", jerr.line,
+                              "column", jerr.column, "position", jerr.position);
+        char *t = json_dumps(o, UPM_DUMP_FLAGS);
+        json_decref(o);
+        r->status = HTTP_BAD_REQUEST;
+        ap_set_content_type(r, "application/json");
+        ap_rputs(t, r);
+        ap_rputs("\n", r);
+        free(t);
+        upm_stats_add(UPM_ST_EVENTS_REJECTED, 1);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13031)
+                      "publish refused: invalid JSON at line %d column %d: %s",
+                      jerr.line, jerr.column, jerr.text);
+        return OK;
+    }
+    if (json_is_object(root)) {
+        json_t *arr = json_array();
+        json_array_append_new(arr, root);
+        root = arr;
+    }
+    if (!json_is_array(root)) {
+        json_decref(root);
+        return upm_json_error(r, HTTP_UNPROCESSABLE_ENTITY, "not_an_event",
+                              "the body must be an event object or an array of them", -1);
+    }
+    count = json_array_size(root);
+    if (count == 0 || count > UPM_MAX_BATCH) {
+        json_decref(root);
+        return upm_json_error(r, HTTP_UNPROCESSABLE_ENTITY, "bad_batch",
+                              count ? "at most 1000 events per request"
+                                    : "the array holds no event", -1);
+    }
+
+    /* Everything is checked before anything is published: a request is
+     * accepted whole or not at all. */
+    msgs = apr_pcalloc(r->pool, sizeof(upm_msg *) * count);
+    seqs = apr_pcalloc(r->pool, sizeof(apr_uint64_t) * count);
+    for (i = 0; i < count; i++) {
+        json_t *ev = json_array_get(root, i), *msg = NULL;
+        const char *owner = NULL, *err = NULL;
+        upm_event_status st;
+        upm_msg *m;
+        int f;
+
+        st = upm_event_normalize(r->pool, ev, sc->event_map, NULL, now, &msg, &owner, &err);
+        if (st != UPM_EV_OK) {
+            static const char *const codes[] = {
+                "ok", "not_an_object", "no_type", "no_owner", "bad_field"
+            };
+            json_decref(root);
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13032)
+                          "publish refused: event %d: %s", (int)i, err);
+            return upm_json_error(r, HTTP_UNPROCESSABLE_ENTITY, codes[st], err, (int)i);
+        }
+        text = json_dumps(msg, UPM_DUMP_FLAGS);
+        if (!text || (apr_off_t)strlen(text) > max_event) {
+            json_decref(msg);
+            json_decref(root);
+            free(text);
+            return upm_json_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "too_large",
+                                  apr_psprintf(r->pool, "the event is larger than %"
+                                               APR_OFF_T_FMT " bytes", max_event), (int)i);
+        }
+        m = msgs[i] = apr_pcalloc(r->pool, sizeof(upm_msg));
+        m->published = now;
+        m->percent = message_percent(msg);
+        for (f = 0; f < UPM_F__COUNT; f++) {
+            m->f[f] = apr_pstrdup(r->pool, field_str(msg, upm_msg_field_name(f)));
+        }
+        m->f[UPM_F_OWNER] = owner;
+        m->json_len = strlen(text);
+        m->json = apr_pstrmemdup(r->pool, text, m->json_len);
+        free(text);
+        json_decref(msg);
+    }
+    json_decref(root);
+
+    rv = upm_bus_publish(r->pool, msgs, (int)count, seqs);
+    if (rv == APR_ENOSPC) {
+        return upm_json_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "too_large",
+                              "an event is larger than the replay ring's largest "
+                              "record (raise UploadProgressReplayMemory)", -1);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, APLOGNO(13033)
+                      "publish failed: the event ring is not available");
+        apr_table_setn(r->err_headers_out, "Retry-After", "1");
+        return upm_json_error(r, HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                              "the event ring is not available", -1);
+    }
+
+    ids = json_array();
+    for (i = 0; i < count; i++) {
+        json_array_append_new(ids, json_string(upm_id_format(r->pool, upm_bus_epoch(),
+                                                             seqs[i])));
+    }
+    resp = json_pack("{s:i,s:o}", "accepted", (json_int_t)count, "ids", ids);
+    text = json_dumps(resp, UPM_DUMP_FLAGS);
+    json_decref(resp);
+    r->status = HTTP_ACCEPTED;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_rputs(text, r);
+    ap_rputs("\n", r);
+    free(text);
+    return OK;
+}
