@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs what building, running and testing the module needs on Debian 12.
+# Safe to run again: apt-get skips what is already there.
+set -eu
+PKGS="build-essential autoconf automake libtool pkg-config curl openssl
+      apache2 apache2-dev libapr1-dev libaprutil1-dev
+      libjansson-dev libjwt-dev libhiredis-dev redis-server
+      libapache2-mod-perl2 libcrypt-jwt-perl libjson-perl libwww-perl"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+else
+    SUDO=
+fi
+echo "installing:$missing"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# The packaged apache2 and redis services are not used: tests and the demo
+# start their own instances on loopback.
+$SUDO service apache2 stop >/dev/null 2>&1 || true
+$SUDO service redis-server stop >/dev/null 2>&1 || true
