@@ -250,12 +250,22 @@ void upm_sub_skip_upto(upm_sub *sub, apr_uint64_t upto)
     apr_thread_mutex_unlock(hub.lock);
 }
 
+static void notify(upm_sub *sub)
+{
+    if (sub->spec.notify) {
+        sub->spec.notify(sub->spec.baton);
+    }
+    else {
+        apr_thread_cond_signal(sub->cond);
+    }
+}
+
 static void set_reset(upm_sub *sub, const char *reason)
 {
     queue_clear(sub);
     sub->reset = 1;
     sub->reset_reason = reason;
-    apr_thread_cond_signal(sub->cond);
+    notify(sub);
 }
 
 /* Called with the hub lock held. */
@@ -278,7 +288,7 @@ static void enqueue(upm_sub *sub, upm_frame *f)
                         upm_frame_ref(f);
                         *slot = f;
                         upm_stats_add(UPM_ST_DROPPED_THROTTLE, 1);
-                        apr_thread_cond_signal(sub->cond);
+                        notify(sub);
                         return;
                     }
                     break;
@@ -307,7 +317,7 @@ static void enqueue(upm_sub *sub, upm_frame *f)
     sub->q[(sub->qhead + sub->qlen) % sub->qcap] = f;
     sub->qlen++;
     sub->qbytes += f->json_len;
-    apr_thread_cond_signal(sub->cond);
+    notify(sub);
 }
 
 int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
@@ -343,7 +353,7 @@ int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
             break;
         }
         now = apr_time_now();
-        if (n || now >= until) {
+        if (n || until == 0 || now >= until) {
             break;
         }
         apr_thread_cond_timedwait(sub->cond, hub.lock, until - now);
@@ -413,7 +423,7 @@ void upm_hub_close_all(void)
         upm_sub *sub;
         for (sub = apr_hash_this_val(hi); sub; sub = sub->next) {
             sub->closing = 1;
-            apr_thread_cond_signal(sub->cond);
+            notify(sub);
         }
     }
     apr_thread_mutex_unlock(hub.lock);

@@ -49,6 +49,13 @@ typedef struct upm_sub_spec {
     int via;
     double throttle_step;
     apr_size_t max_queue_bytes;
+    /* How the connection's owner learns that frames (or a reset or close)
+     * are waiting.  NULL: upm_sub_take's own condition variable, for a
+     * worker thread that blocks in it.  Otherwise called with the hub lock
+     * held, so it must only wake something up (write to a pipe or an
+     * eventfd, wake a pollset) and never call back into the hub. */
+    void (*notify)(void *baton);
+    void *baton;
 } upm_sub_spec;
 
 /* Registers a subscriber, allocated from p (which must outlive it:
@@ -65,7 +72,7 @@ int upm_sub_throttle_pass(upm_sub *sub, const upm_frame *f);
 void upm_sub_skip_upto(upm_sub *sub, apr_uint64_t upto);
 
 /* Waits until frames are queued, a reset or close is pending, or until
- * `until`.  Moves up to max queued frames to out (the caller unrefs them)
+ * `until` (0: does not wait).  Moves up to max queued frames to out (the caller unrefs them)
  * and returns their number; *state tells a reset or close. */
 int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
                  upm_sub_state *state, const char **reason);
