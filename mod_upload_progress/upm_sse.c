@@ -140,6 +140,7 @@ int upm_sse_handler(request_rec *r)
     sse_out o;
     apr_size_t len;
     apr_time_t next_beat, expires = 0;
+    apr_uint64_t start = 0, oldest;
     apr_interval_time_t beat;
     upm_frame *frames[UPM_TAKE_MAX];
     unsigned i;
@@ -196,6 +197,12 @@ int upm_sse_handler(request_rec *r)
     apr_table_setn(r->subprocess_env, "no-gzip", "1");
     apr_table_unset(r->headers_in, "Accept-Encoding");
 
+    if (!resume || !*resume) {
+        /* Where the stream starts, taken before the subscriber exists:
+         * whatever is published from here on reaches the client either
+         * live or by the replay below. */
+        upm_bus_state(&start, &oldest);
+    }
     sub = upm_hub_add(r->pool, &spec);
     upm_stats_add(UPM_ST_SSE_OPENED, 1);
     memset(&o, 0, sizeof(o));
@@ -203,14 +210,24 @@ int upm_sse_handler(request_rec *r)
     s = upm_sse_retry(r->pool, upm_conf_retry_ms(d), &len);
     out_raw(&o, s, len);
 
-    if (resume && *resume) {
+    if (!resume || !*resume) {
+        /* An id without data sets the client's last event id without an
+         * event (WHATWG SSE): a client dropped before its first message
+         * resumes from here instead of losing what was published while
+         * it reconnected. */
+        out_raw(&o, "id: ", 4);
+        s = upm_id_format(r->pool, upm_bus_epoch(), start);
+        out_raw(&o, s, strlen(s));
+        out_raw(&o, "\n\n", 2);
+        upm_sub_skip_upto(sub, replay(&o, sub, start));
+    }
+    else {
         apr_uint64_t seq = 0, upto;
         upm_resume_status st = upm_bus_resume_check(resume, &seq);
         if (st == UPM_RESUME_OK) {
             upto = replay(&o, sub, seq);
         }
         else {
-            apr_uint64_t oldest;
             upm_bus_state(&upto, &oldest);
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13041)
                           "cannot resume user %s from %s: %s", r->user, resume,

@@ -1,0 +1,327 @@
+// The client against a real httpd with the module: every transport the
+// module offers, delivery, isolation, resume after the server drops the
+// connection, reset, dead connections and token expiry.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { EventSource } from 'eventsource';
+import WebSocket from 'ws';
+import { connect } from '../upload-progress.mjs';
+import { capabilities, collector, sleep, startServer, waitStatus } from '../../test-support/server.mjs';
+
+const PORT = Number(process.env.UPM_TEST_PORT || 8660);
+const caps = capabilities();
+let server;
+let seq = 0;
+const uniq = (p) => `${p}-${process.pid}-${++seq}`;
+
+before(async () => {
+  server = await startServer({
+    port: PORT,
+    extraConf: [fileURLToPath(new URL('./server.conf.in', import.meta.url))],
+  });
+});
+after(async () => {
+  await server?.stop();
+});
+
+const VARIANTS = [
+  { name: 'sse (fetch reader)', transport: 'sse', path: '/t/sse', ok: caps.sse, dead: true },
+  {
+    name: 'sse (EventSource)', transport: 'sse', path: '/t/sse', ok: caps.sse,
+    opts: { sse: 'eventsource', EventSource },
+  },
+  {
+    name: 'websocket', transport: 'websocket', path: '/t/ws', ok: caps.websocket, dead: true,
+    opts: { WebSocket },
+  },
+  { name: 'poll', transport: 'poll', path: '/t/poll', ok: caps.poll, opts: { pollWait: 5 } },
+];
+
+function open(v, user, extra = {}) {
+  return connect({
+    url: server.base + v.path,
+    transport: v.transport,
+    token: server.token(user),
+    openTimeout: 3000,
+    ...v.opts,
+    ...extra,
+  });
+}
+
+const progress = (user, n, more = {}) => ({
+  event: 'PhotoUploadProgressed', userId: user, photoId: `ph-${n}`,
+  bytesUploaded: n * 10, totalBytes: 1000, n, ...more,
+});
+
+// Publishes, retrying while a restarting server refuses connections.
+async function publish(events) {
+  for (let i = 0; ; i++) {
+    try {
+      return await server.publish(events);
+    } catch (e) {
+      if (i >= 20) throw e;
+      await sleep(100);
+    }
+  }
+}
+
+function assertInOrder(msgs, ns) {
+  assert.deepEqual(msgs.map((m) => m.n), ns, 'every message once, in order');
+  const ids = msgs.map((m) => m.id);
+  assert.equal(new Set(ids).size, ids.length, 'no duplicate ids');
+}
+
+for (const v of VARIANTS) {
+  describe(v.name, { skip: !v.ok && `the module built here has no ${v.transport} handler yet` }, () => {
+    test('delivers the user\'s own messages, in order, with progress computed', async () => {
+      const me = uniq('u');
+      const other = uniq('u');
+      const conn = open(v, me);
+      const got = collector(conn);
+      await waitStatus(conn, 'open');
+      assert.equal(conn.transport, v.transport);
+      await publish([progress(me, 1), progress(other, 2), progress(me, 3), progress(me, 4)]);
+      await got.waitFor((g) => g.length >= 3);
+      await sleep(300);
+      assertInOrder(got, [1, 3, 4]);
+      assert.equal(got[0].type, 'upload_progress');
+      assert.equal(got[0].progress, 1);
+      assert.equal(got[2].photoId, 'ph-4');
+      assert.equal(conn.lastEventId, got[2].id);
+      conn.close();
+      assert.equal(conn.status, 'closed');
+    });
+
+    test('type listeners get their type only; a stream narrowed to a job gets that job only', async () => {
+      const me = uniq('u');
+      const conn = open(v, me, { jobId: 'job-a' });
+      const all = collector(conn);
+      const done = collector(conn, 'job_completed');
+      await waitStatus(conn, 'open');
+      await publish([
+        { event: 'UploadJobProgressed', userId: me, jobId: 'job-b', progressPercent: 10, n: 1 },
+        { event: 'UploadJobProgressed', userId: me, jobId: 'job-a', progressPercent: 50, n: 2 },
+        { event: 'UploadJobCompleted', userId: me, jobId: 'job-b', n: 3 },
+        { event: 'UploadJobCompleted', userId: me, jobId: 'job-a', n: 4 },
+      ]);
+      await done.waitFor((g) => g.length >= 1);
+      await sleep(300);
+      assertInOrder(all, [2, 4]);
+      assert.deepEqual(done.map((m) => [m.type, m.jobId]), [['job_completed', 'job-a']]);
+      conn.close();
+    });
+
+    test('resumes from a given lastEventId: the missed messages, then live ones', async () => {
+      const me = uniq('u');
+      const { ids } = await publish([progress(me, 1), progress(me, 2), progress(me, 3)]);
+      const conn = open(v, me, { lastEventId: ids[0] });
+      const got = collector(conn);
+      await waitStatus(conn, 'open');
+      await got.waitFor((g) => g.length >= 2);
+      await publish([progress(me, 4)]);
+      await got.waitFor((g) => g.length >= 3);
+      await sleep(300);
+      assertInOrder(got, [2, 3, 4]);
+      assert.deepEqual(got.slice(0, 2).map((m) => m.id), ids.slice(1));
+      conn.close();
+    });
+
+    test('after the server drops the connection (graceful restart): no message lost or duplicated', async () => {
+      const me = uniq('u');
+      const conn = open(v, me);
+      const got = collector(conn);
+      const statuses = [];
+      conn.on('status', (s) => statuses.push(s));
+      await waitStatus(conn, 'open');
+      await publish([progress(me, 1), progress(me, 2)]);
+      await got.waitFor((g) => g.length >= 2);
+      const restarted = server.graceful();
+      if (v.transport !== 'poll') {
+        // Published while the client is away: it must get them on resume.
+        await waitStatus(conn, 'reconnecting');
+      }
+      await publish([progress(me, 3), progress(me, 4), progress(me, 5)]);
+      await restarted;
+      await got.waitFor((g) => g.length >= 5, 15000);
+      await publish([progress(me, 6)]);
+      await got.waitFor((g) => g.length >= 6);
+      await sleep(300);
+      assertInOrder(got, [1, 2, 3, 4, 5, 6]);
+      if (v.transport !== 'poll') {
+        assert.deepEqual(statuses.slice(-2), ['reconnecting', 'open']);
+      }
+      assert.equal(conn.status, 'open');
+      conn.close();
+    });
+
+    test('dropped before its first message: what was published meanwhile still arrives', {
+      skip: v.opts?.EventSource && 'the eventsource package ignores an id without data '
+        + '(WHATWG HTML 9.2.6 says it sets the last event id; browsers do)',
+    }, async () => {
+      const me = uniq('u');
+      const conn = open(v, me);
+      const got = collector(conn);
+      await waitStatus(conn, 'open');
+      const restarted = server.graceful();
+      if (v.transport !== 'poll') await waitStatus(conn, 'reconnecting');
+      await publish([progress(me, 1), progress(me, 2)]);
+      await restarted;
+      await got.waitFor((g) => g.length >= 2, 15000);
+      await sleep(300);
+      assertInOrder(got, [1, 2]);
+      conn.close();
+    });
+
+    test('an id of another epoch gets a reset, then live messages', async () => {
+      const me = uniq('u');
+      const conn = open(v, me, { lastEventId: '1-1' });
+      const resets = collector(conn, 'reset');
+      const got = collector(conn);
+      await resets.waitFor((g) => g.length >= 1);
+      assert.equal(resets[0].reason, 'epoch');
+      assert.equal(conn.lastEventId, resets[0].id, 'resumes from the reset\'s id next time');
+      await publish([progress(me, 1)]);
+      await got.waitFor((g) => g.some((m) => m.n === 1));
+      assert.deepEqual(got.map((m) => m.type), ['reset', 'upload_progress']);
+      assert.equal(got[1].id.split('-')[0], resets[0].id.split('-')[0], 'same epoch as the reset');
+      conn.close();
+    });
+
+    test('an id from the future gets a reset with reason invalid', async () => {
+      const me = uniq('u');
+      const { ids } = await publish([progress(me, 1)]);
+      const future = `${ids[0].split('-')[0]}-999999999999`;
+      const conn = open(v, me, { lastEventId: future });
+      const resets = collector(conn, 'reset');
+      await resets.waitFor((g) => g.length >= 1);
+      assert.equal(resets[0].reason, 'invalid');
+      conn.close();
+    });
+
+    test('a refused token closes the connection with a fatal error', {
+      skip: v.transport === 'websocket' && 'browsers do not expose the handshake status',
+    }, async () => {
+      const conn = connect({
+        url: server.base + v.path, transport: v.transport, token: 'not.a.token', ...v.opts,
+      });
+      const errors = collector(conn, 'error');
+      await waitStatus(conn, 'closed');
+      assert.ok(errors.some((e) => e.fatal && e.status === 401), JSON.stringify(errors));
+    });
+
+    test('a dead connection (server silent past the heartbeat) is replaced, then resumes', {
+      skip: !v.dead && 'this variant cannot see heartbeats',
+    }, async () => {
+      const me = uniq('u');
+      const conn = open(v, me, { heartbeatTimeout: 2500 });
+      const got = collector(conn);
+      const errors = collector(conn, 'error');
+      await waitStatus(conn, 'open');
+      await sleep(1500); // heartbeats alone keep it open
+      assert.equal(conn.status, 'open');
+      assert.equal(errors.length, 0, JSON.stringify(errors));
+      server.signalAll('SIGSTOP');
+      try {
+        await errors.waitFor((g) => g.some((e) => /no data/.test(e.message)), 6000, 'a dead-connection error');
+        assert.notEqual(conn.status, 'open');
+      } finally {
+        server.signalAll('SIGCONT');
+      }
+      await publish([progress(me, 1)]);
+      await got.waitFor((g) => g.length >= 1, 15000);
+      await waitStatus(conn, 'open');
+      assertInOrder(got, [1]);
+      conn.close();
+    });
+  });
+}
+
+const expiring = [
+  { name: 'sse', transport: 'sse', path: '/t/sse-exp', ok: caps.sse },
+  { name: 'websocket', transport: 'websocket', path: '/t/ws-exp', ok: caps.websocket, opts: { WebSocket } },
+];
+for (const v of expiring) {
+  describe(`token expiry over ${v.name}`, { skip: !v.ok && `no ${v.transport} handler yet` }, () => {
+    test('a fixed token: token_expired, then closed', async () => {
+      const me = uniq('u');
+      const conn = connect({
+        url: server.base + v.path, transport: v.transport, token: server.token(me, { ttl: 2 }), ...v.opts,
+      });
+      const expired = collector(conn, 'token_expired');
+      await waitStatus(conn, 'open');
+      await expired.waitFor((g) => g.length >= 1, 6000);
+      await waitStatus(conn, 'closed');
+    });
+
+    test('a token function: a fresh token on reconnect, messages keep flowing', async () => {
+      const me = uniq('u');
+      let calls = 0;
+      const conn = connect({
+        url: server.base + v.path,
+        transport: v.transport,
+        token: async () => server.token(me, { ttl: ++calls === 1 ? 2 : 3600 }),
+        ...v.opts,
+      });
+      const expired = collector(conn, 'token_expired');
+      const got = collector(conn);
+      await waitStatus(conn, 'open');
+      await expired.waitFor((g) => g.length >= 1, 6000);
+      await waitStatus(conn, 'open');
+      assert.equal(calls, 2);
+      await publish([progress(me, 1)]);
+      await got.waitFor((g) => g.length >= 1);
+      conn.close();
+    });
+  });
+}
+
+describe('auto', () => {
+  const urls = () => ({
+    websocket: `${server.base}/t/ws`,
+    sse: `${server.base}/t/sse`,
+    poll: `${server.base}/t/poll`,
+  });
+
+  test('takes WebSocket when the server has it, else SSE, and delivers', async () => {
+    const me = uniq('u');
+    const conn = connect({ url: urls(), token: server.token(me), WebSocket, openTimeout: 3000 });
+    const got = collector(conn);
+    await waitStatus(conn, 'open');
+    assert.equal(conn.transport, caps.websocket ? 'websocket' : 'sse');
+    await publish([progress(me, 1)]);
+    await got.waitFor((g) => g.length >= 1);
+    conn.close();
+  });
+
+  test('falls back to polling when neither WebSocket nor SSE answers', {
+    skip: !caps.poll && 'the module built here has no poll handler yet',
+  }, async () => {
+    const me = uniq('u');
+    const conn = connect({
+      url: { websocket: `${server.base}/nowhere`, sse: `${server.base}/nowhere`, poll: `${server.base}/t/poll` },
+      token: server.token(me),
+      WebSocket,
+      pollWait: 5,
+    });
+    const got = collector(conn);
+    await waitStatus(conn, 'open');
+    assert.equal(conn.transport, 'poll');
+    await publish([progress(me, 1)]);
+    await got.waitFor((g) => g.length >= 1);
+    conn.close();
+  });
+
+  test('keeps retrying with backoff while nothing answers, and is closed by close()', async () => {
+    const conn = connect({
+      url: { sse: 'http://127.0.0.1:1/none', poll: 'http://127.0.0.1:1/none' },
+      token: 't',
+    });
+    const delays = [];
+    conn.on('reconnecting', (r) => delays.push(r.delay));
+    await waitStatus(conn, 'reconnecting');
+    assert.ok(delays[0] >= 500 && delays[0] <= 1000, `first delay ${delays[0]}`);
+    conn.close();
+    assert.equal(conn.status, 'closed');
+  });
+});
