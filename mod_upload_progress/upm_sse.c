@@ -7,6 +7,7 @@
 #include "upm_hub.h"
 #include "upm_sse_fmt.h"
 #include "upm_stats.h"
+#include "upm_stream.h"
 
 #include "http_config.h"
 #include "http_core.h"
@@ -18,22 +19,10 @@
 APLOG_USE_MODULE(upload_progress);
 
 #define UPM_TAKE_MAX   64
-#define UPM_REPLAY_BATCH 256
-
-/* Scope names as they appear in queries, captures and messages. */
-static const struct { int field; const char *name; const char *env; const char *grant; }
-scopes[] = {
-    { UPM_F_JOB,     "jobId",     "MATCH_JOBID",     "jobs" },
-    { UPM_F_SESSION, "sessionId", "MATCH_SESSIONID", "sessions" },
-    { UPM_F_PROJECT, "projectId", "MATCH_PROJECTID", "projects" },
-    { UPM_F_FILE,    "fileId",    "MATCH_FILEID",    "files" },
-    { UPM_F_PHOTO,   "photoId",   "MATCH_PHOTOID",   NULL },
-};
 
 typedef struct {
     request_rec *r;
     int failed;
-    apr_uint64_t delivered;
 } sse_out;
 
 static void out_flush(sse_out *o)
@@ -43,7 +32,9 @@ static void out_flush(sse_out *o)
     }
 }
 
-static void out_frame(sse_out *o, const upm_frame *f)
+/* live: taken from the hub as it happened, so its age is delivery
+ * latency; a replayed frame's age is only how long the client was away. */
+static void out_frame(sse_out *o, const upm_frame *f, int live)
 {
     if (!o->failed && ap_rvputs(o->r, "id: ", f->id, "\nevent: ", f->type, "\ndata: ",
                                 NULL) < 0) {
@@ -53,32 +44,30 @@ static void out_frame(sse_out *o, const upm_frame *f)
                        || ap_rputs("\n\n", o->r) < 0)) {
         o->failed = 1;
     }
-    o->delivered++;
+    if (!o->failed) {
+        upm_stats_delivered(1, live ? apr_time_now() - f->published : -1);
+    }
+}
+
+static void emit_replayed(void *baton, const upm_frame *f)
+{
+    out_frame(baton, f, 0);
+}
+
+static int out_failed(void *baton)
+{
+    return ((sse_out *)baton)->failed;
 }
 
 static void out_reset(sse_out *o, const char *reason)
 {
-    apr_uint64_t last, oldest;
     const char *id;
-    json_t *j;
-    char *data;
-    apr_size_t len;
-    char *frame;
-
-    upm_bus_state(&last, &oldest);
-    /* The reset carries the current id: a client that reconnects with it
-     * resumes from here instead of being reset again. */
-    id = upm_id_format(o->r->pool, upm_bus_epoch(), last);
-    j = json_pack("{s:s,s:s,s:s,s:s}", "type", "reset", "id", id, "reason", reason,
-                  "timestamp", upm_iso8601(o->r->pool, apr_time_now()));
-    data = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    frame = upm_sse_frame(o->r->pool, id, "reset", data, strlen(data), &len);
-    free(data);
+    apr_size_t dlen, len;
+    char *data = upm_stream_reset(o->r->pool, reason, &id, &dlen);
+    char *frame = upm_sse_frame(o->r->pool, id, "reset", data, dlen, &len);
     if (!o->failed && ap_rwrite(frame, (int)len, o->r) < 0) {
         o->failed = 1;
     }
-    upm_stats_add(UPM_ST_RESETS_SENT, 1);
 }
 
 static void out_raw(sse_out *o, const char *s, apr_size_t len)
@@ -88,47 +77,6 @@ static void out_raw(sse_out *o, const char *s, apr_size_t len)
     }
 }
 
-/* Sends what the ring holds for this subscriber after `after`, up to the
- * ring's end at the time; returns that end. */
-static apr_uint64_t replay(sse_out *o, upm_sub *sub, apr_uint64_t after)
-{
-    apr_pool_t *bp;
-    upm_msg *msgs;
-    apr_uint64_t cursor = after, last = after, oldest;
-    apr_uint64_t epoch = upm_bus_epoch();
-
-    apr_pool_create(&bp, o->r->pool);
-    msgs = apr_palloc(o->r->pool, sizeof(upm_msg) * UPM_REPLAY_BATCH);
-    for (;;) {
-        int n = upm_bus_read(bp, cursor, UPM_REPLAY_BATCH, msgs, &last, &oldest);
-        int i;
-        for (i = 0; i < n && !o->failed; i++) {
-            if (upm_sub_matches(sub, &msgs[i])) {
-                upm_frame *f = upm_frame_make(&msgs[i], epoch);
-                if (f && upm_sub_throttle_pass(sub, f)) {
-                    out_frame(o, f);
-                    upm_stats_add(UPM_ST_REPLAYED, 1);
-                }
-                upm_frame_unref(f);
-            }
-        }
-        apr_pool_clear(bp);
-        if (n < UPM_REPLAY_BATCH || o->failed) {
-            break;
-        }
-        cursor = msgs[n - 1].seq;
-    }
-    apr_pool_destroy(bp);
-    return last;
-}
-
-static const char *scope_value(request_rec *r, apr_table_t *q, const char *name,
-                               const char *env)
-{
-    const char *v = apr_table_get(r->subprocess_env, env);
-    return (v && *v) ? v : apr_table_get(q, name);
-}
-
 int upm_sse_handler(request_rec *r)
 {
     upm_dir_conf *d;
@@ -136,7 +84,7 @@ int upm_sse_handler(request_rec *r)
     upm_sub_spec spec;
     upm_sub *sub;
     apr_table_t *q = NULL;
-    const char *resume, *s;
+    const char *resume, *s, *bad;
     sse_out o;
     apr_size_t len;
     apr_time_t next_beat, expires = 0;
@@ -161,33 +109,12 @@ int upm_sse_handler(request_rec *r)
     ai = upm_auth_get(r);
     ap_args_to_table(r, &q);
 
-    memset(&spec, 0, sizeof(spec));
-    spec.user = r->user;
-    spec.via = UPM_F_OWNER;
+    if ((bad = upm_stream_spec(r, q, &spec))) {
+        return upm_json_error(r, HTTP_BAD_REQUEST, "bad_scope", bad, -1);
+    }
     spec.throttle_step = upm_conf_throttle(d);
     spec.max_queue_bytes = (apr_size_t)upm_conf_send_queue(d);
-    for (i = 0; i < sizeof(scopes) / sizeof(scopes[0]); i++) {
-        const char *v = scope_value(r, q, scopes[i].name, scopes[i].env);
-        if (!v) {
-            continue;
-        }
-        if (!upm_valid_id(v)) {
-            return upm_json_error(r, HTTP_BAD_REQUEST, "bad_scope",
-                                  apr_psprintf(r->pool, "%s must be 1 to 128 of "
-                                               "A-Z a-z 0-9 . _ : @ -", scopes[i].name), -1);
-        }
-        spec.scope[scopes[i].field] = v;
-        /* A grant widens what the user may watch only for the id it names,
-         * and only when the stream asks for exactly that id. */
-        if (spec.via == UPM_F_OWNER && scopes[i].grant
-            && upm_auth_grants(r, ai, scopes[i].grant, v)) {
-            spec.via = scopes[i].field;
-        }
-    }
-    resume = apr_table_get(r->headers_in, "Last-Event-ID");
-    if (!resume || !*resume) {
-        resume = apr_table_get(q, "lastEventId");
-    }
+    resume = upm_stream_last_id(r, q, "lastEventId");
 
     ap_set_content_type(r, "text/event-stream; charset=utf-8");
     apr_table_setn(r->headers_out, "Cache-Control", "no-cache");
@@ -198,16 +125,18 @@ int upm_sse_handler(request_rec *r)
 
     sub = upm_hub_add(r->pool, &spec);
     upm_stats_add(UPM_ST_SSE_OPENED, 1);
+    upm_stats_conn(UPM_TR_SSE, UPM_MODE_WORKER, 1);
     memset(&o, 0, sizeof(o));
     o.r = r;
     s = upm_sse_retry(r->pool, upm_conf_retry_ms(d), &len);
     out_raw(&o, s, len);
 
-    if (resume && *resume) {
+    if (resume) {
         apr_uint64_t seq = 0, upto;
         upm_resume_status st = upm_bus_resume_check(resume, &seq);
         if (st == UPM_RESUME_OK) {
-            upto = replay(&o, sub, seq);
+            upto = upm_stream_replay(r->pool, sub, seq, 0, emit_replayed, out_failed,
+                                     &o, NULL);
         }
         else {
             apr_uint64_t oldest;
@@ -243,7 +172,7 @@ int upm_sse_handler(request_rec *r)
             out_reset(&o, reason);
         }
         for (i = 0; i < (unsigned)n; i++) {
-            out_frame(&o, frames[i]);
+            out_frame(&o, frames[i], 1);
             upm_frame_unref(frames[i]);
         }
         now = apr_time_now();
@@ -273,7 +202,7 @@ int upm_sse_handler(request_rec *r)
         out_flush(&o);
     }
     upm_hub_remove(sub);
-    upm_stats_add(UPM_ST_DELIVERED, o.delivered);
+    upm_stats_conn(UPM_TR_SSE, UPM_MODE_WORKER, -1);
     upm_stats_add(UPM_ST_SSE_CLOSED, 1);
     return OK;
 }
