@@ -17,11 +17,19 @@ extern module AP_MODULE_DECLARE_DATA upload_progress_module;
 #define UPM_DEFAULT_RETRY_MS      3000
 #define UPM_DEFAULT_LEEWAY        30
 #define UPM_DEFAULT_SEND_QUEUE    (256 * 1024)
+#define UPM_DEFAULT_TRACK_SLOTS   1024
+#define UPM_DEFAULT_TRACK_EXPIRE  60
+
+/* UploadProgressTrack */
+#define UPM_TRACK_OFF  0
+#define UPM_TRACK_ON   1        /* requests that carry X-Progress-ID */
+#define UPM_TRACK_ALL  2        /* every request with a body */
 
 typedef struct {
     int replay_slots;           /* 0: unset */
     apr_size_t replay_bytes;    /* 0: unset */
     apr_hash_t *event_map;      /* DomainEvent -> type overrides */
+    int track_slots;            /* 0: unset */
 } upm_srv_conf;
 
 typedef struct {
@@ -39,6 +47,9 @@ typedef struct {
     int retry_ms;               /* -1: unset */
     apr_off_t max_event_size;   /* -1: unset */
     apr_off_t send_queue;       /* -1: unset */
+    int track;                  /* UPM_TRACK_*; -1: unset */
+    int report;                 /* ReportUploads; -1: unset */
+    int track_expire;           /* seconds; -1: unset */
 } upm_dir_conf;
 
 void *upm_create_srv_conf(apr_pool_t *p, server_rec *s);
@@ -59,5 +70,9 @@ const char *upm_conf_token_param(const upm_dir_conf *d);
 const char *upm_conf_cookie(const upm_dir_conf *d);
 const char *upm_conf_scope_claim(const upm_dir_conf *d);
 const char *upm_conf_grant_claim(const upm_dir_conf *d);
+int upm_conf_track(const upm_dir_conf *d);
+int upm_conf_report(const upm_dir_conf *d);
+int upm_conf_track_expire(const upm_dir_conf *d);
+int upm_conf_track_slots(const upm_srv_conf *s);
 
 #endif
