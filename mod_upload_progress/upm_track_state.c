@@ -185,11 +185,22 @@ int upm_track_lookup(const upm_track_table *t, const char *id, const char *reade
 {
     apr_uint32_t i;
     const upm_track_slot *best = NULL;
+    int best_own = 0;
     for (i = 0; i < t->nslots; i++) {
         const upm_track_slot *s = &t->slot[i];
-        if (live(s, now) && strcmp(s->id, id) == 0 && owner_is(s, reader)
-            && (!best || s->started > best->started)) {
+        int own;
+        if (!live(s, now) || strcmp(s->id, id) != 0) {
+            continue;
+        }
+        own = s->has_owner && owner_is(s, reader);
+        if (!own && s->has_owner) {
+            continue;
+        }
+        /* The reader's own upload before an anonymous one under the same
+         * id, then the most recent. */
+        if (!best || own > best_own || (own == best_own && s->started > best->started)) {
             best = s;
+            best_own = own;
         }
     }
     if (best) {
@@ -205,7 +216,7 @@ int upm_track_owned_by_other(const upm_track_table *t, const char *id,
     apr_uint32_t i;
     for (i = 0; i < t->nslots; i++) {
         const upm_track_slot *s = &t->slot[i];
-        if (live(s, now) && strcmp(s->id, id) == 0 && !owner_is(s, reader)) {
+        if (live(s, now) && strcmp(s->id, id) == 0 && s->has_owner && !owner_is(s, reader)) {
             return 1;
         }
     }

@@ -71,13 +71,14 @@ int upm_track_finish(upm_track_table *t, int slot, apr_uint64_t gen, int ok,
                      int status, int reason, apr_int64_t received, apr_time_t now,
                      apr_interval_time_t keep);
 
-/* Copies the upload under id that `reader` may see: the one it owns, or
- * an anonymous one when reader is NULL or "".  Expired ones are not
+/* Copies the upload under id that `reader` may see: one it owns, else an
+ * anonymous one (anyone with the id may read those, as with the old
+ * module); NULL or "" reads anonymous ones only.  Expired ones are not
  * found.  1 when found, 0 when not. */
 int upm_track_lookup(const upm_track_table *t, const char *id, const char *reader,
                      apr_time_t now, upm_track_slot *out);
 
-/* Does an upload under id exist for another owner than reader?  (For a
+/* Does an upload under id exist owned by someone other than reader?  (For a
  * log line explaining a report that looks unknown.) */
 int upm_track_owned_by_other(const upm_track_table *t, const char *id,
                              const char *reader, apr_time_t now);

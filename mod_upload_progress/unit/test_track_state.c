@@ -120,6 +120,14 @@ static void test_reuse(apr_pool_t *p)
         UPM_CHECK_INT(upm_track_lookup(t, "same", NULL, t0, &s), 1);
         UPM_CHECK_INT(s.size, 5);
         UPM_CHECK_INT(s.has_owner, 0);
+        /* An owner reads its own upload rather than the anonymous one;
+         * any other user reads the anonymous one (public by nature). */
+        UPM_CHECK_INT(upm_track_lookup(t, "same", "u", t0, &s), 1);
+        UPM_CHECK_INT(s.size, 7);
+        UPM_CHECK_INT(upm_track_lookup(t, "same", "zed", t0, &s), 1);
+        UPM_CHECK_INT(s.size, 5);
+        UPM_CHECK_INT(upm_track_owned_by_other(t, "same", "zed", t0), 1);
+        UPM_CHECK_INT(upm_track_owned_by_other(t, "same", "u", t0), 0);
     }
 
     /* Too long ids or owners are not tracked. */
