@@ -41,6 +41,8 @@ typedef struct {
 static upm_track_retained *kept;
 static upm_track_table *table;
 static ap_filter_rec_t *track_filter_handle;
+/* Races between threads only cost an extra log line. */
+static apr_time_t last_full_warning;
 
 typedef struct {
     request_rec *r;             /* the request first tracked: owns the pool */
@@ -586,17 +588,28 @@ static void track_insert_filter(request_rec *r)
     ctx->last_pct = -1;
     ctx->slot = -1;
 
-    if (lock()) {
+    if (ctx->owner && strlen(ctx->owner) > UPM_TRACK_OWNER_MAX) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13315)
+                      "upload %s has no report: its user name is longer than %d bytes "
+                      "(its events still flow)", id, UPM_TRACK_OWNER_MAX);
+    }
+    else if (lock()) {
         ctx->slot = upm_track_begin(table, id, ctx->owner, (apr_int64_t)total,
                                     apr_time_now(), UPM_TRACK_STALE, &ctx->gen);
         unlock();
-    }
-    if (ctx->slot < 0) {
-        upm_stats_add(UPM_ST_UPLOADS_UNTRACKED, 1);
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APLOGNO(13312)
-                      "upload %s has no report slot (all %u hold uploads in flight; "
-                      "raise UploadProgressTrackSlots): its events still flow",
-                      id, kept ? kept->nslots : 0);
+        if (ctx->slot < 0) {
+            apr_time_t now = apr_time_now();
+            upm_stats_add(UPM_ST_UPLOADS_UNTRACKED, 1);
+            /* Once a minute per child: a full table under load would
+             * otherwise write a line per upload. */
+            if (now - last_full_warning > apr_time_from_sec(60)) {
+                last_full_warning = now;
+                ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APLOGNO(13312)
+                              "upload %s has no report slot (all %u hold uploads in "
+                              "flight; raise UploadProgressTrackSlots): its events "
+                              "still flow", id, kept ? kept->nslots : 0);
+            }
+        }
     }
     if (!ctx->owner) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13313)

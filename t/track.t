@@ -26,6 +26,12 @@ sub get {
 
 sub bearer { (Authorization => 'Bearer ' . $_[0]) }
 
+sub status_json {
+    my ($st, undef, $b) = get('/upm-status');
+    die "status: $st" unless $st == 200 && ref $b eq 'HASH';
+    return $b;
+}
+
 # The upload_* events of one upload (photoId $id), up to its end (or the
 # timeout).  They are taken out of what the stream received; events of
 # other uploads stay for later calls.
@@ -220,6 +226,24 @@ my $ab = uniq('abort');
     ok($rep->{status} >= 400, 'aborted: report status is an error');
 }
 
+# ------------------------------------ a client that stops sending: timeout
+{
+    # t/conf/track.conf.in: RequestReadTimeout body=3-6,minrate=500.
+    my $tid = uniq('stall');
+    my $u = UPM::Upload->start('/track/upload.pl', size => 100000, token => $ta, id => $tid);
+    $u->send(1000);
+    my $t0 = time;
+    my $res = $u->response(12);
+    my $dt = time - $t0;
+    is($res->{status}, 408, sprintf('stalled upload: 408 after %.1f s', $dt));
+    my @e = upload_events($A, $tid, 5);
+    like(types(@e), qr/\Aupload_started( upload_progress)* upload_failed\z/,
+         'stalled upload: started ... failed') or diag(types(@e));
+    is($e[-1] && $e[-1]{json}{reason}, 'timeout', 'stalled upload: reason timeout');
+    is($e[-1] && $e[-1]{json}{status}, 408, 'stalled upload: status 408');
+    is($e[-1] && $e[-1]{json}{bytesUploaded}, 1000, 'stalled upload: bytesUploaded');
+}
+
 # ------------------------------------------------ a chunked upload
 my $ch = uniq('chunked');
 {
@@ -346,6 +370,48 @@ SKIP: {
     @e = upload_events($A, $h2b, 10);
     is($e[0] && $e[0]{json}{totalBytes}, 200000,
        'HTTP/2 upload with content-length: totalBytes known from the start');
+}
+
+# ---------------- a full report table: no report, events still flow
+{
+    # t/conf/track.conf.in: UploadProgressTrackSlots 16.
+    my $st0 = status_json();
+    my @held = map {
+        my $h = UPM::Upload->start('/track/upload.pl', size => 3000, token => $ta,
+                                   id => uniq('hold'));
+        $h->send(1000);
+        $h;
+    } 1 .. 16;
+    my $deadline = time + 5;
+    my $st1 = $st0;
+    while (time < $deadline && $st1->{uploads}{active} < $st0->{uploads}{active} + 16) {
+        sleep 0.05;
+        $st1 = status_json();
+    }
+    is($st1->{uploads}{report_slots_active}, 16, 'all 16 report slots hold uploads in flight');
+    my $xid = uniq('nosl');
+    my $x = UPM::Upload->start('/track/upload.pl', size => 3000, token => $ta, id => $xid);
+    $x->send(1000);
+    my $st2 = $st1;
+    $deadline = time + 5;
+    while (time < $deadline && $st2->{uploads}{untracked} == $st1->{uploads}{untracked}) {
+        sleep 0.05;
+        $st2 = status_json();
+    }
+    is($st2->{uploads}{untracked} - $st1->{uploads}{untracked}, 1,
+       'the 17th upload: counted as untracked');
+    my (undef, undef, $rep) = get("/progress?X-Progress-ID=$xid", bearer($ta));
+    is_deeply($rep, { state => 'starting', uuid => $xid }, 'the 17th upload: no report');
+    $x->send_all;
+    is($x->response(10)->{status}, 200, 'the 17th upload: served');
+    my @e = upload_events($A, $xid, 10);
+    like(types(@e), qr/\Aupload_started( upload_progress)* upload_completed\z/,
+         'the 17th upload: its events still flow') or diag(types(@e));
+    for my $h (@held) { $h->send_all }
+    is(scalar(grep { ($_->response(10)->{status} // 0) == 200 } @held), 16,
+       'the 16 others: served');
+    my (undef, undef, $r2) = get("/progress?X-Progress-ID=$xid", bearer($ta));
+    is($r2->{state}, 'starting', 'the 17th upload: still no report afterwards');
 }
 
 # ---------------- the old module's configuration: no auth, no events
