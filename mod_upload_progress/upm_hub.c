@@ -515,8 +515,8 @@ void upm_hub_child_init(apr_pool_t *pchild, server_rec *s)
         hub.follower = NULL;
         return;
     }
-    /* A pre-cleanup: apr_pool_destroy() destroys sub-pools (the thread's
-     * own, and the follower's batch pool) before it runs ordinary
-     * cleanups, so the thread must be stopped and joined before that. */
+    /* A pre-cleanup: pchild destroys its sub-pools (the thread's own and
+     * the follower's batch pool) before its ordinary cleanups run, and the
+     * thread must have stopped by then. */
     apr_pool_pre_cleanup_register(pchild, NULL, hub_child_cleanup);
 }
