@@ -28,6 +28,8 @@ typedef struct {
     apr_pool_t *p;
     apr_array_header_t *parts;  /* message JSON texts, comma-joined later */
     int n;
+    int full;                   /* UPM_POLL_MAX_EVENTS taken: the rest next time */
+    apr_uint64_t last_seq;      /* of the last message taken */
 } poll_out;
 
 static void add(poll_out *o, const char *json, apr_size_t len)
@@ -38,18 +40,26 @@ static void add(poll_out *o, const char *json, apr_size_t len)
     APR_ARRAY_PUSH(o->parts, const char *) = apr_pstrmemdup(o->p, json, len);
 }
 
-static void collect(void *baton, const upm_frame *f)
+/* A replayed message; stops the replay once the answer is full. */
+static int collect(void *baton, upm_frame *f)
 {
     poll_out *o = baton;
     add(o, f->json, f->json_len);
+    o->last_seq = f->seq;
     upm_stats_delivered(1, -1);
+    if (o->n == UPM_POLL_MAX_EVENTS) {
+        o->full = 1;
+    }
+    return o->full;
 }
 
 static void add_reset(poll_out *o, const char *reason, const char **id)
 {
     apr_size_t len;
-    char *json = upm_stream_reset(o->p, reason, id, &len);
+    apr_uint64_t seq;
+    char *json = upm_stream_reset_json(o->p, reason, id, &seq, &len);
     add(o, json, len);
+    upm_stats_add(UPM_ST_RESETS_SENT, 1);
 }
 
 /* wait=N: seconds, clamped to 0..UPM_POLL_MAX_WAIT; -1 when not a number. */
@@ -77,7 +87,7 @@ int upm_poll_handler(request_rec *r)
     const char *since, *bad, *last_id = NULL;
     apr_uint64_t upto, oldest, cursor;
     poll_out o;
-    int wait, more = 0, reset = 0;
+    int wait, reset = 0;
 
     if (!r->handler || strcmp(r->handler, "upload-progress-poll") != 0) {
         return DECLINED;
@@ -95,8 +105,13 @@ int upm_poll_handler(request_rec *r)
     d = ap_get_module_config(r->per_dir_config, &upload_progress_module);
     ai = upm_auth_get(r);
     ap_args_to_table(r, &q);
-    if ((bad = upm_stream_spec(r, q, &spec))) {
-        return upm_json_error(r, HTTP_BAD_REQUEST, "bad_scope", bad, -1);
+    memset(&spec, 0, sizeof(spec));
+    spec.user = r->user;
+    spec.via = UPM_F_OWNER;
+    if ((bad = upm_stream_request_scope(r, q, ai, &spec)) != NULL) {
+        return upm_json_error(r, HTTP_BAD_REQUEST, "bad_scope",
+                              apr_psprintf(r->pool, "%s must be 1 to 128 of "
+                                           "A-Z a-z 0-9 . _ : @ -", bad), -1);
     }
     wait = parse_wait(apr_table_get(q, "wait"));
     if (wait < 0) {
@@ -116,29 +131,24 @@ int upm_poll_handler(request_rec *r)
      * between the read and the wait is queued rather than missed. */
     sub = upm_hub_add(r->pool, &spec);
     if (since) {
-        apr_uint64_t seq = 0;
-        upm_resume_status st = upm_bus_resume_check(since, &seq);
-        if (st == UPM_RESUME_OK) {
-            upto = upm_stream_replay(r->pool, sub, seq, UPM_POLL_MAX_EVENTS, collect, NULL,
-                                     &o, &more);
-        }
-        else {
+        const char *reason = upm_stream_resume_upto(r->pool, &sub, 1, since, collect, &o,
+                                                    &upto);
+        if (reason) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13331)
                           "cannot resume poll of user %s from %s: %s", r->user, since,
-                          upm_resume_reason(st));
-            upm_bus_state(&upto, &oldest);
-            add_reset(&o, upm_resume_reason(st), &last_id);
+                          reason);
+            add_reset(&o, reason, &last_id);
             reset = 1;
         }
     }
     else {
         /* No id yet: start from now, as a new SSE stream does. */
         upm_bus_state(&upto, &oldest);
+        upm_sub_skip_upto(sub, upto);
     }
-    /* The replay covered the ring up to here (to its end, or to the last
-     * message sent when the batch filled up: *more then). */
-    upm_sub_skip_upto(sub, upto);
-    cursor = upto;
+    /* The replay covered the ring up to its end, or, when the answer
+     * filled up, up to the last message in it. */
+    cursor = o.full ? o.last_seq : upto;
 
     if (!o.n && wait > 0) {
         apr_time_t until = apr_time_now() + apr_time_from_sec(wait);
@@ -183,6 +193,6 @@ int upm_poll_handler(request_rec *r)
         ap_rputs(apr_array_pstrcat(r->pool, o.parts, 0), r);
     }
     ap_rvputs(r, "],\"lastEventId\":\"", last_id, "\",\"more\":",
-              more ? "true" : "false", "}\n", NULL);
+              o.full ? "true" : "false", "}\n", NULL);
     return OK;
 }

@@ -33,8 +33,9 @@ static void out_flush(sse_out *o)
     }
 }
 
-/* live: taken from the hub as it happened, so its age is delivery
- * latency; a replayed frame's age is only how long the client was away. */
+/* Counted as it is written, so the status figures are live.  live: taken
+ * from the hub as it happened, so its age is delivery latency; a replayed
+ * frame's age is only how long the client was away. */
 static void out_frame(sse_out *o, const upm_frame *f, int live)
 {
     if (!o->failed && ap_rvputs(o->r, "id: ", f->id, "\nevent: ", f->type, "\ndata: ",
@@ -50,25 +51,18 @@ static void out_frame(sse_out *o, const upm_frame *f, int live)
     }
 }
 
-static void emit_replayed(void *baton, const upm_frame *f)
-{
-    out_frame(baton, f, 0);
-}
-
-static int out_failed(void *baton)
-{
-    return ((sse_out *)baton)->failed;
-}
-
 static void out_reset(sse_out *o, const char *reason)
 {
     const char *id;
+    apr_uint64_t seq;
     apr_size_t dlen, len;
-    char *data = upm_stream_reset(o->r->pool, reason, &id, &dlen);
+    char *data = upm_stream_reset_json(o->r->pool, reason, &id, &seq, &dlen);
     char *frame = upm_sse_frame(o->r->pool, id, "reset", data, dlen, &len);
+
     if (!o->failed && ap_rwrite(frame, (int)len, o->r) < 0) {
         o->failed = 1;
     }
+    upm_stats_add(UPM_ST_RESETS_SENT, 1);
 }
 
 static void out_raw(sse_out *o, const char *s, apr_size_t len)
@@ -78,6 +72,13 @@ static void out_raw(sse_out *o, const char *s, apr_size_t len)
     }
 }
 
+static int emit_frame(void *baton, upm_frame *f)
+{
+    sse_out *o = baton;
+    out_frame(o, f, 0);
+    return o->failed;
+}
+
 int upm_sse_handler(request_rec *r)
 {
     upm_dir_conf *d;
@@ -85,13 +86,13 @@ int upm_sse_handler(request_rec *r)
     upm_sub_spec spec;
     upm_sub *sub;
     apr_table_t *q = NULL;
-    const char *resume, *s, *bad;
+    const char *resume, *s;
     sse_out o;
     apr_size_t len;
     apr_time_t next_beat, expires = 0;
     apr_interval_time_t beat;
     upm_frame *frames[UPM_TAKE_MAX];
-    unsigned i;
+    int i;
 
     if (!r->handler || strcmp(r->handler, "upload-progress-sse") != 0) {
         return DECLINED;
@@ -110,11 +111,16 @@ int upm_sse_handler(request_rec *r)
     ai = upm_auth_get(r);
     ap_args_to_table(r, &q);
 
-    if ((bad = upm_stream_spec(r, q, &spec))) {
-        return upm_json_error(r, HTTP_BAD_REQUEST, "bad_scope", bad, -1);
-    }
+    memset(&spec, 0, sizeof(spec));
+    spec.user = r->user;
+    spec.via = UPM_F_OWNER;
     spec.throttle_step = upm_conf_throttle(d);
     spec.max_queue_bytes = (apr_size_t)upm_conf_send_queue(d);
+    if ((s = upm_stream_request_scope(r, q, ai, &spec)) != NULL) {
+        return upm_json_error(r, HTTP_BAD_REQUEST, "bad_scope",
+                              apr_psprintf(r->pool, "%s must be 1 to 128 of "
+                                           "A-Z a-z 0-9 . _ : @ -", s), -1);
+    }
     resume = upm_stream_last_id(r, q, "lastEventId");
 
     ap_set_content_type(r, "text/event-stream; charset=utf-8");
@@ -132,22 +138,13 @@ int upm_sse_handler(request_rec *r)
     s = upm_sse_retry(r->pool, upm_conf_retry_ms(d), &len);
     out_raw(&o, s, len);
 
-    if (resume) {
-        apr_uint64_t seq = 0, upto;
-        upm_resume_status st = upm_bus_resume_check(resume, &seq);
-        if (st == UPM_RESUME_OK) {
-            upto = upm_stream_replay(r->pool, sub, seq, 0, emit_replayed, out_failed,
-                                     &o, NULL);
-        }
-        else {
-            apr_uint64_t oldest;
-            upm_bus_state(&upto, &oldest);
+    if (resume && *resume) {
+        const char *reason = upm_stream_resume(r->pool, &sub, 1, resume, emit_frame, &o);
+        if (reason) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13041)
-                          "cannot resume user %s from %s: %s", r->user, resume,
-                          upm_resume_reason(st));
-            out_reset(&o, upm_resume_reason(st));
+                          "cannot resume user %s from %s: %s", r->user, resume, reason);
+            out_reset(&o, reason);
         }
-        upm_sub_skip_upto(sub, upto);
     }
     out_flush(&o);
 
@@ -172,7 +169,7 @@ int upm_sse_handler(request_rec *r)
         if (state == UPM_SUB_RESET) {
             out_reset(&o, reason);
         }
-        for (i = 0; i < (unsigned)n; i++) {
+        for (i = 0; i < n; i++) {
             out_frame(&o, frames[i], 1);
             upm_frame_unref(frames[i]);
         }

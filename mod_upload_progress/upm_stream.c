@@ -1,16 +1,12 @@
 #include "upm_stream.h"
-#include "upm_auth.h"
 #include "upm_bus.h"
 #include "upm_event.h"
-#include "upm_handlers.h"
 #include "upm_stats.h"
+#include "upm_handlers.h"
 
-#include "http_log.h"
 #include <apr_strings.h>
 #include <jansson.h>
 #include <stdlib.h>
-
-APLOG_USE_MODULE(upload_progress);
 
 #define UPM_REPLAY_BATCH 256
 
@@ -23,30 +19,33 @@ scopes[] = {
     { UPM_F_FILE,    "fileId",    "MATCH_FILEID",    "files" },
     { UPM_F_PHOTO,   "photoId",   "MATCH_PHOTOID",   NULL },
 };
+#define NSCOPES (sizeof(scopes) / sizeof(scopes[0]))
 
-static const char *scope_value(request_rec *r, apr_table_t *q, const char *name,
-                               const char *env)
+const char *upm_stream_grant_kind(int field)
 {
-    const char *v = apr_table_get(r->subprocess_env, env);
-    return (v && *v) ? v : apr_table_get(q, name);
+    unsigned i;
+    for (i = 0; i < NSCOPES; i++) {
+        if (scopes[i].field == field) {
+            return scopes[i].grant;
+        }
+    }
+    return NULL;
 }
 
-const char *upm_stream_spec(request_rec *r, apr_table_t *q, upm_sub_spec *spec)
+const char *upm_stream_request_scope(request_rec *r, apr_table_t *query,
+                                     const upm_auth_info *ai, upm_sub_spec *spec)
 {
-    upm_auth_info *ai = upm_auth_get(r);
     unsigned i;
-
-    memset(spec, 0, sizeof(*spec));
-    spec->user = r->user;
-    spec->via = UPM_F_OWNER;
-    for (i = 0; i < sizeof(scopes) / sizeof(scopes[0]); i++) {
-        const char *v = scope_value(r, q, scopes[i].name, scopes[i].env);
+    for (i = 0; i < NSCOPES; i++) {
+        const char *v = apr_table_get(r->subprocess_env, scopes[i].env);
+        if (!v || !*v) {
+            v = query ? apr_table_get(query, scopes[i].name) : NULL;
+        }
         if (!v) {
             continue;
         }
         if (!upm_valid_id(v)) {
-            return apr_psprintf(r->pool, "%s must be 1 to 128 of A-Z a-z 0-9 . _ : @ -",
-                                scopes[i].name);
+            return scopes[i].name;
         }
         spec->scope[scopes[i].field] = v;
         /* A grant widens what the user may watch only for the id it names,
@@ -59,82 +58,115 @@ const char *upm_stream_spec(request_rec *r, apr_table_t *q, upm_sub_spec *spec)
     return NULL;
 }
 
-const char *upm_stream_last_id(request_rec *r, apr_table_t *q, const char *param)
-{
-    const char *id = apr_table_get(r->headers_in, "Last-Event-ID");
-    if (!id || !*id) {
-        id = q ? apr_table_get(q, param) : NULL;
-    }
-    return (id && *id) ? id : NULL;
-}
-
-apr_uint64_t upm_stream_replay(apr_pool_t *p, upm_sub *sub, apr_uint64_t after,
-                               int max, upm_stream_emit_fn emit,
-                               upm_stream_stop_fn stop, void *baton, int *more)
+apr_uint64_t upm_stream_replay(apr_pool_t *p, upm_sub *const *subs, int nsubs,
+                               apr_uint64_t after, upm_stream_emit_fn emit, void *baton)
 {
     apr_pool_t *bp;
     upm_msg *msgs;
     apr_uint64_t cursor = after, last = after, oldest;
     apr_uint64_t epoch = upm_bus_epoch();
-    int sent = 0, stopped = 0;
+    int stop = 0;
 
-    if (more) {
-        *more = 0;
-    }
     apr_pool_create(&bp, p);
-    msgs = apr_palloc(p, sizeof(upm_msg) * UPM_REPLAY_BATCH);
-    while (!stopped) {
-        int n = upm_bus_read(bp, cursor, UPM_REPLAY_BATCH, msgs, &last, &oldest);
-        int i;
-        for (i = 0; i < n && !stopped; i++) {
-            if (upm_sub_matches(sub, &msgs[i])) {
-                upm_frame *f;
-                if ((max > 0 && sent == max) || (stop && stop(baton))) {
-                    /* Covered up to the frame before: the client resumes
-                     * from there. */
-                    if (more && max > 0 && sent == max) {
-                        *more = 1;
-                    }
-                    stopped = 1;
+    msgs = apr_palloc(bp, sizeof(upm_msg) * UPM_REPLAY_BATCH);
+    for (;;) {
+        apr_pool_t *rp;
+        int n, i;
+
+        apr_pool_create(&rp, bp);
+        n = upm_bus_read(rp, cursor, UPM_REPLAY_BATCH, msgs, &last, &oldest);
+        for (i = 0; i < n && !stop; i++) {
+            upm_frame *f = NULL;
+            int j, pass = 0;
+            for (j = 0; j < nsubs; j++) {
+                if (!upm_sub_matches(subs[j], &msgs[i])) {
+                    continue;
+                }
+                if (!f && !(f = upm_frame_make(&msgs[i], epoch))) {
                     break;
                 }
-                f = upm_frame_make(&msgs[i], epoch);
-                if (f && upm_sub_throttle_pass(sub, f)) {
-                    emit(baton, f);
-                    sent++;
-                    upm_stats_add(UPM_ST_REPLAYED, 1);
-                }
-                upm_frame_unref(f);
+                /* Every matching subscriber's throttle sees the frame, so
+                 * their states stay what live delivery would have made. */
+                pass |= upm_sub_throttle_pass(subs[j], f);
             }
-            cursor = msgs[i].seq;
+            if (f && pass) {
+                stop = emit(baton, f);
+                upm_stats_add(UPM_ST_REPLAYED, 1);
+            }
+            upm_frame_unref(f);
         }
-        apr_pool_clear(bp);
-        if (n < UPM_REPLAY_BATCH) {
+        if (n) {
+            cursor = msgs[n - 1].seq;
+        }
+        apr_pool_destroy(rp);
+        if (n < UPM_REPLAY_BATCH || stop) {
             break;
         }
     }
     apr_pool_destroy(bp);
-    /* Read to the end: everything up to the ring's last id was seen (what
-     * upm_bus_read skipped was evicted or not for this subscriber). */
-    return stopped ? cursor : (last > cursor ? last : cursor);
+    return last;
 }
 
-char *upm_stream_reset(apr_pool_t *p, const char *reason, const char **id,
-                       apr_size_t *len)
+const char *upm_stream_resume_upto(apr_pool_t *p, upm_sub *const *subs, int nsubs,
+                                   const char *last_id, upm_stream_emit_fn emit,
+                                   void *baton, apr_uint64_t *upto)
+{
+    apr_uint64_t seq = 0, oldest;
+    upm_resume_status st = upm_bus_resume_check(last_id, &seq);
+    const char *reason = NULL;
+    int i;
+
+    if (st == UPM_RESUME_OK) {
+        *upto = upm_stream_replay(p, subs, nsubs, seq, emit, baton);
+    }
+    else {
+        upm_bus_state(upto, &oldest);
+        reason = upm_resume_reason(st);
+    }
+    for (i = 0; i < nsubs; i++) {
+        upm_sub_skip_upto(subs[i], *upto);
+    }
+    return reason;
+}
+
+const char *upm_stream_resume(apr_pool_t *p, upm_sub *const *subs, int nsubs,
+                              const char *last_id, upm_stream_emit_fn emit, void *baton)
+{
+    apr_uint64_t upto;
+    return upm_stream_resume_upto(p, subs, nsubs, last_id, emit, baton, &upto);
+}
+
+const char *upm_stream_last_id(request_rec *r, apr_table_t *query, const char *param)
+{
+    const char *id = apr_table_get(r->headers_in, "Last-Event-ID");
+    if (!id || !*id) {
+        id = query ? apr_table_get(query, param) : NULL;
+    }
+    return (id && *id) ? id : NULL;
+}
+
+char *upm_stream_reset_json(apr_pool_t *p, const char *reason, const char **id,
+                            apr_uint64_t *seq, apr_size_t *len)
 {
     apr_uint64_t last, oldest;
     json_t *j;
-    char *data, *out;
+    char *s, *out;
 
     upm_bus_state(&last, &oldest);
+    *seq = last;
     *id = upm_id_format(p, upm_bus_epoch(), last);
     j = json_pack("{s:s,s:s,s:s,s:s}", "type", "reset", "id", *id, "reason", reason,
                   "timestamp", upm_iso8601(p, apr_time_now()));
-    data = json_dumps(j, JSON_COMPACT);
+    s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    out = apr_pstrdup(p, data ? data : "{\"type\":\"reset\"}");
-    free(data);
+    if (!s) {
+        out = apr_psprintf(p, "{\"type\":\"reset\",\"id\":\"%s\",\"reason\":\"%s\"}",
+                           *id, reason);
+    }
+    else {
+        out = apr_pstrdup(p, s);
+        free(s);
+    }
     *len = strlen(out);
-    upm_stats_add(UPM_ST_RESETS_SENT, 1);
     return out;
 }
