@@ -1,11 +1,13 @@
 /* mod_upload_progress: live upload and job progress for browsers and apps,
- * pushed over Server-Sent Events from events an application publishes.
+ * pushed over Server-Sent Events and WebSocket from events an application
+ * publishes.
  * This file only wires each concern's hooks together. */
 #include "httpd.h"
 #include "http_config.h"
 #include "http_log.h"
 #include "ap_mpm.h"
 #include "mpm_common.h"
+#include "http_request.h"
 
 #include "upm_auth.h"
 #include "upm_bus.h"
@@ -40,6 +42,8 @@ static void upm_register_hooks(apr_pool_t *p)
     ap_hook_child_stopping(upm_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(upm_publish_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(upm_sse_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(upm_ws_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_access_checker(upm_ws_access_checker, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(upload_progress) = {

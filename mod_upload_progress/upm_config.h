@@ -17,6 +17,7 @@ extern module AP_MODULE_DECLARE_DATA upload_progress_module;
 #define UPM_DEFAULT_RETRY_MS      3000
 #define UPM_DEFAULT_LEEWAY        30
 #define UPM_DEFAULT_SEND_QUEUE    (256 * 1024)
+#define UPM_DEFAULT_WS_MAX_MESSAGE (64 * 1024)
 
 typedef struct {
     int replay_slots;           /* 0: unset */
@@ -39,6 +40,8 @@ typedef struct {
     int retry_ms;               /* -1: unset */
     apr_off_t max_event_size;   /* -1: unset */
     apr_off_t send_queue;       /* -1: unset */
+    apr_off_t ws_max_message;   /* -1: unset */
+    apr_array_header_t *allow_origin;   /* const char *; NULL: unset */
 } upm_dir_conf;
 
 void *upm_create_srv_conf(apr_pool_t *p, server_rec *s);
@@ -53,6 +56,7 @@ double upm_conf_throttle(const upm_dir_conf *d);
 int upm_conf_retry_ms(const upm_dir_conf *d);
 apr_off_t upm_conf_max_event(const upm_dir_conf *d);
 apr_off_t upm_conf_send_queue(const upm_dir_conf *d);
+apr_off_t upm_conf_ws_max_message(const upm_dir_conf *d);
 int upm_conf_leeway(const upm_dir_conf *d);
 const char *upm_conf_user_claim(const upm_dir_conf *d);
 const char *upm_conf_token_param(const upm_dir_conf *d);

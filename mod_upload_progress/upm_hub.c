@@ -362,6 +362,64 @@ int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
     return n;
 }
 
+int upm_sub_take_merged(upm_sub *const *subs, int nsubs, upm_frame **out, int max,
+                        upm_sub_state *state, const char **reason)
+{
+    int n = 0, i, closing = 0;
+
+    *state = UPM_SUB_OK;
+    apr_thread_mutex_lock(hub.lock);
+    while (n < max) {
+        upm_sub *best = NULL;
+        apr_uint64_t bseq = 0;
+        for (i = 0; i < nsubs; i++) {
+            upm_sub *s = subs[i];
+            while (s->qlen && s->q[s->qhead]->seq <= s->skip_upto) {
+                upm_frame *f = s->q[s->qhead];   /* already sent by a replay */
+                s->qhead = (s->qhead + 1) % s->qcap;
+                s->qlen--;
+                s->qbytes -= f->json_len;
+                upm_frame_unref(f);
+            }
+            if (s->qlen && (!best || s->q[s->qhead]->seq < bseq)) {
+                best = s;
+                bseq = s->q[s->qhead]->seq;
+            }
+        }
+        if (!best) {
+            break;
+        }
+        for (i = 0; i < nsubs; i++) {
+            upm_sub *s = subs[i];
+            if (s->qlen && s->q[s->qhead]->seq == bseq) {
+                upm_frame *f = s->q[s->qhead];
+                s->qhead = (s->qhead + 1) % s->qcap;
+                s->qlen--;
+                s->qbytes -= f->json_len;
+                if (s == best) {
+                    out[n++] = f;
+                }
+                else {
+                    upm_frame_unref(f);         /* the same message again */
+                }
+            }
+        }
+    }
+    for (i = 0; i < nsubs; i++) {
+        if (subs[i]->reset) {
+            subs[i]->reset = 0;
+            *state = UPM_SUB_RESET;
+            *reason = subs[i]->reset_reason;
+        }
+        closing |= subs[i]->closing;
+    }
+    if (*state == UPM_SUB_OK && closing) {
+        *state = UPM_SUB_CLOSING;
+    }
+    apr_thread_mutex_unlock(hub.lock);
+    return n;
+}
+
 static void deliver_key(apr_pool_t *p, char kind, const char *id,
                         const upm_msg *m, upm_frame *f)
 {

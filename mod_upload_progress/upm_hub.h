@@ -77,6 +77,16 @@ void upm_sub_skip_upto(upm_sub *sub, apr_uint64_t upto);
 int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
                  upm_sub_state *state, const char **reason);
 
+/* For a connection made of several subscribers (one per subscription):
+ * takes up to max queued frames from all of them at once, without waiting,
+ * in sequence order, and a message that several of them hold only once.
+ * Taking under one lock is what makes the merge safe: every frame left
+ * queued is newer than every frame taken.  *state: UPM_SUB_RESET when any
+ * of them was reset (their reset flags are cleared), else UPM_SUB_CLOSING
+ * when any is closing. */
+int upm_sub_take_merged(upm_sub *const *subs, int nsubs, upm_frame **out, int max,
+                        upm_sub_state *state, const char **reason);
+
 /* Per-child lifetime: starts the ring follower thread. */
 void upm_hub_child_init(apr_pool_t *pchild, server_rec *s);
 /* Asks every subscriber of this child to close (graceful stop). */

@@ -7,6 +7,7 @@
 #include "upm_hub.h"
 #include "upm_sse_fmt.h"
 #include "upm_stats.h"
+#include "upm_stream.h"
 
 #include "http_config.h"
 #include "http_core.h"
@@ -18,17 +19,6 @@
 APLOG_USE_MODULE(upload_progress);
 
 #define UPM_TAKE_MAX   64
-#define UPM_REPLAY_BATCH 256
-
-/* Scope names as they appear in queries, captures and messages. */
-static const struct { int field; const char *name; const char *env; const char *grant; }
-scopes[] = {
-    { UPM_F_JOB,     "jobId",     "MATCH_JOBID",     "jobs" },
-    { UPM_F_SESSION, "sessionId", "MATCH_SESSIONID", "sessions" },
-    { UPM_F_PROJECT, "projectId", "MATCH_PROJECTID", "projects" },
-    { UPM_F_FILE,    "fileId",    "MATCH_FILEID",    "files" },
-    { UPM_F_PHOTO,   "photoId",   "MATCH_PHOTOID",   NULL },
-};
 
 typedef struct {
     request_rec *r;
@@ -58,23 +48,12 @@ static void out_frame(sse_out *o, const upm_frame *f)
 
 static void out_reset(sse_out *o, const char *reason)
 {
-    apr_uint64_t last, oldest;
     const char *id;
-    json_t *j;
-    char *data;
-    apr_size_t len;
-    char *frame;
+    apr_uint64_t seq;
+    apr_size_t dlen, len;
+    char *data = upm_stream_reset_json(o->r->pool, reason, &id, &seq, &dlen);
+    char *frame = upm_sse_frame(o->r->pool, id, "reset", data, dlen, &len);
 
-    upm_bus_state(&last, &oldest);
-    /* The reset carries the current id: a client that reconnects with it
-     * resumes from here instead of being reset again. */
-    id = upm_id_format(o->r->pool, upm_bus_epoch(), last);
-    j = json_pack("{s:s,s:s,s:s,s:s}", "type", "reset", "id", id, "reason", reason,
-                  "timestamp", upm_iso8601(o->r->pool, apr_time_now()));
-    data = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    frame = upm_sse_frame(o->r->pool, id, "reset", data, strlen(data), &len);
-    free(data);
     if (!o->failed && ap_rwrite(frame, (int)len, o->r) < 0) {
         o->failed = 1;
     }
@@ -88,45 +67,11 @@ static void out_raw(sse_out *o, const char *s, apr_size_t len)
     }
 }
 
-/* Sends what the ring holds for this subscriber after `after`, up to the
- * ring's end at the time; returns that end. */
-static apr_uint64_t replay(sse_out *o, upm_sub *sub, apr_uint64_t after)
+static int emit_frame(void *baton, upm_frame *f)
 {
-    apr_pool_t *bp;
-    upm_msg *msgs;
-    apr_uint64_t cursor = after, last = after, oldest;
-    apr_uint64_t epoch = upm_bus_epoch();
-
-    apr_pool_create(&bp, o->r->pool);
-    msgs = apr_palloc(o->r->pool, sizeof(upm_msg) * UPM_REPLAY_BATCH);
-    for (;;) {
-        int n = upm_bus_read(bp, cursor, UPM_REPLAY_BATCH, msgs, &last, &oldest);
-        int i;
-        for (i = 0; i < n && !o->failed; i++) {
-            if (upm_sub_matches(sub, &msgs[i])) {
-                upm_frame *f = upm_frame_make(&msgs[i], epoch);
-                if (f && upm_sub_throttle_pass(sub, f)) {
-                    out_frame(o, f);
-                    upm_stats_add(UPM_ST_REPLAYED, 1);
-                }
-                upm_frame_unref(f);
-            }
-        }
-        apr_pool_clear(bp);
-        if (n < UPM_REPLAY_BATCH || o->failed) {
-            break;
-        }
-        cursor = msgs[n - 1].seq;
-    }
-    apr_pool_destroy(bp);
-    return last;
-}
-
-static const char *scope_value(request_rec *r, apr_table_t *q, const char *name,
-                               const char *env)
-{
-    const char *v = apr_table_get(r->subprocess_env, env);
-    return (v && *v) ? v : apr_table_get(q, name);
+    sse_out *o = baton;
+    out_frame(o, f);
+    return o->failed;
 }
 
 int upm_sse_handler(request_rec *r)
@@ -142,7 +87,7 @@ int upm_sse_handler(request_rec *r)
     apr_time_t next_beat, expires = 0;
     apr_interval_time_t beat;
     upm_frame *frames[UPM_TAKE_MAX];
-    unsigned i;
+    int i;
 
     if (!r->handler || strcmp(r->handler, "upload-progress-sse") != 0) {
         return DECLINED;
@@ -166,23 +111,10 @@ int upm_sse_handler(request_rec *r)
     spec.via = UPM_F_OWNER;
     spec.throttle_step = upm_conf_throttle(d);
     spec.max_queue_bytes = (apr_size_t)upm_conf_send_queue(d);
-    for (i = 0; i < sizeof(scopes) / sizeof(scopes[0]); i++) {
-        const char *v = scope_value(r, q, scopes[i].name, scopes[i].env);
-        if (!v) {
-            continue;
-        }
-        if (!upm_valid_id(v)) {
-            return upm_json_error(r, HTTP_BAD_REQUEST, "bad_scope",
-                                  apr_psprintf(r->pool, "%s must be 1 to 128 of "
-                                               "A-Z a-z 0-9 . _ : @ -", scopes[i].name), -1);
-        }
-        spec.scope[scopes[i].field] = v;
-        /* A grant widens what the user may watch only for the id it names,
-         * and only when the stream asks for exactly that id. */
-        if (spec.via == UPM_F_OWNER && scopes[i].grant
-            && upm_auth_grants(r, ai, scopes[i].grant, v)) {
-            spec.via = scopes[i].field;
-        }
+    if ((s = upm_stream_request_scope(r, q, ai, &spec)) != NULL) {
+        return upm_json_error(r, HTTP_BAD_REQUEST, "bad_scope",
+                              apr_psprintf(r->pool, "%s must be 1 to 128 of "
+                                           "A-Z a-z 0-9 . _ : @ -", s), -1);
     }
     resume = apr_table_get(r->headers_in, "Last-Event-ID");
     if (!resume || !*resume) {
@@ -204,20 +136,12 @@ int upm_sse_handler(request_rec *r)
     out_raw(&o, s, len);
 
     if (resume && *resume) {
-        apr_uint64_t seq = 0, upto;
-        upm_resume_status st = upm_bus_resume_check(resume, &seq);
-        if (st == UPM_RESUME_OK) {
-            upto = replay(&o, sub, seq);
-        }
-        else {
-            apr_uint64_t oldest;
-            upm_bus_state(&upto, &oldest);
+        const char *reason = upm_stream_resume(r->pool, &sub, 1, resume, emit_frame, &o);
+        if (reason) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13041)
-                          "cannot resume user %s from %s: %s", r->user, resume,
-                          upm_resume_reason(st));
-            out_reset(&o, upm_resume_reason(st));
+                          "cannot resume user %s from %s: %s", r->user, resume, reason);
+            out_reset(&o, reason);
         }
-        upm_sub_skip_upto(sub, upto);
     }
     out_flush(&o);
 
@@ -242,7 +166,7 @@ int upm_sse_handler(request_rec *r)
         if (state == UPM_SUB_RESET) {
             out_reset(&o, reason);
         }
-        for (i = 0; i < (unsigned)n; i++) {
+        for (i = 0; i < n; i++) {
             out_frame(&o, frames[i]);
             upm_frame_unref(frames[i]);
         }

@@ -77,6 +77,157 @@ int upm_ws_header_has_token(const char *value, const char *token)
     return 0;
 }
 
+const char *upm_ws_origin_normalize(apr_pool_t *p, const char *origin)
+{
+    const char *sep, *h, *hend, *port = NULL;
+    char *scheme, *host, *out;
+    apr_size_t n, i;
+    int wild = 0;
+
+    if (!origin) {
+        return NULL;
+    }
+    if (strcmp(origin, "*") == 0) {
+        return "*";
+    }
+    if (strcasecmp(origin, "null") == 0) {
+        return "null";
+    }
+    sep = strstr(origin, "://");
+    if (!sep || sep == origin) {
+        return NULL;
+    }
+    scheme = apr_pstrmemdup(p, origin, (apr_size_t)(sep - origin));
+    for (i = 0; scheme[i]; i++) {
+        if (!(apr_isalnum(scheme[i]) || (i && strchr("+.-", scheme[i])))) {
+            return NULL;
+        }
+        scheme[i] = (char)apr_tolower(scheme[i]);
+    }
+    if (!apr_isalpha(scheme[0])) {
+        return NULL;
+    }
+    h = sep + 3;
+    n = strlen(h);
+    if (n && h[n - 1] == '/') {
+        n--;                            /* pasted with a trailing slash */
+    }
+    if (n >= 2 && h[0] == '*' && h[1] == '.') {
+        wild = 1;
+        h += 2;
+        n -= 2;
+    }
+    if (n && h[0] == '[') {
+        hend = memchr(h, ']', n);
+        if (!hend) {
+            return NULL;
+        }
+        hend++;
+    }
+    else {
+        hend = h;
+        while ((apr_size_t)(hend - h) < n && *hend != ':') {
+            hend++;
+        }
+    }
+    if (hend == h) {
+        return NULL;
+    }
+    host = apr_pstrmemdup(p, h, (apr_size_t)(hend - h));
+    for (i = 0; host[i]; i++) {
+        char c = host[i];
+        if (!(apr_isalnum(c) || c == '-' || c == '.'
+              || (host[0] == '[' && (c == ':' || c == '[' || c == ']')))) {
+            return NULL;
+        }
+        host[i] = (char)apr_tolower(c);
+    }
+    if ((apr_size_t)(hend - h) < n) {
+        apr_size_t pl = n - (apr_size_t)(hend - h) - 1;
+        long v = 0;
+        if (*hend != ':' || pl == 0 || pl > 5) {
+            return NULL;
+        }
+        for (i = 0; i < pl; i++) {
+            if (!apr_isdigit(hend[1 + i])) {
+                return NULL;
+            }
+            v = v * 10 + (hend[1 + i] - '0');
+        }
+        if (v < 1 || v > 65535) {
+            return NULL;
+        }
+        port = apr_ltoa(p, v);
+        if ((strcmp(port, "80") == 0 && (!strcmp(scheme, "http") || !strcmp(scheme, "ws")))
+            || (strcmp(port, "443") == 0
+                && (!strcmp(scheme, "https") || !strcmp(scheme, "wss")))) {
+            port = NULL;
+        }
+    }
+    out = apr_pstrcat(p, scheme, "://", wild ? "*." : "", host, port ? ":" : "",
+                      port ? port : "", NULL);
+    return out;
+}
+
+static int origin_matches(const char *origin, const char *pattern)
+{
+    const char *star = strstr(pattern, "://*.");
+    apr_size_t pre, ol, sl;
+    const char *suffix;
+
+    if (strcmp(pattern, "*") == 0 || strcmp(pattern, origin) == 0) {
+        return 1;
+    }
+    if (!star) {
+        return 0;
+    }
+    pre = (apr_size_t)(star - pattern) + 3;
+    if (strncmp(origin, pattern, pre) != 0) {
+        return 0;
+    }
+    /* "*.example.com" covers every name under example.com, not
+     * example.com itself and not evil-example.com. */
+    suffix = star + 4;                  /* ".example.com[:port]" */
+    ol = strlen(origin + pre);
+    sl = strlen(suffix);
+    return ol > sl && strcmp(origin + pre + ol - sl, suffix) == 0
+           && !memchr(origin + pre, ':', ol - sl);
+}
+
+int upm_ws_origin_allowed(apr_pool_t *p, const char *origin,
+                          const apr_array_header_t *allowed, const char *host)
+{
+    const char *o;
+    int i;
+
+    if (!origin) {
+        return 1;
+    }
+    o = upm_ws_origin_normalize(p, origin);
+    if (!o || strcmp(o, "*") == 0) {
+        return 0;
+    }
+    if (!allowed) {
+        const char *sep = strstr(o, "://"), *self;
+        if (!sep || !host || !*host) {
+            return 0;
+        }
+        self = upm_ws_origin_normalize(p, apr_pstrcat(p, apr_pstrmemdup(p, o, (apr_size_t)
+                                       (sep - o)), "://", host, NULL));
+        return self && strncmp(self, "*.", 2) != 0 && strcmp(self, o) == 0
+               && !strstr(self, "://*.");
+    }
+    if (strstr(o, "://*.")) {
+        return 0;                       /* a pattern is not an origin */
+    }
+    for (i = 0; i < allowed->nelts; i++) {
+        if (origin_matches(o, APR_ARRAY_IDX(allowed, i, const char *))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* ---- UTF-8 ----------------------------------------------------------- */
 
 void upm_utf8_init(upm_utf8 *u)

@@ -9,6 +9,7 @@
 
 #include <apr.h>
 #include <apr_pools.h>
+#include <apr_tables.h>
 
 enum {
     UPM_WS_OP_CONT = 0x0, UPM_WS_OP_TEXT = 0x1, UPM_WS_OP_BINARY = 0x2,
@@ -38,6 +39,18 @@ void upm_ws_accept(const char *key, char out[29]);
 
 /* Does a comma-separated header value contain token (case-insensitive)? */
 int upm_ws_header_has_token(const char *value, const char *token);
+
+/* Canonical form of an origin: lower-case scheme://host[:port] without the
+ * scheme's default port (80 for http/ws, 443 for https/wss); "null" and
+ * "*" stay as they are; a host may start with "*." (a pattern for
+ * configuration).  NULL when it is not an origin. */
+const char *upm_ws_origin_normalize(apr_pool_t *p, const char *origin);
+
+/* May a handshake carrying this Origin header proceed?  No Origin: not a
+ * browser, yes.  allowed: canonical origins and patterns (see above);
+ * NULL means only the request's own host (the Host header) may. */
+int upm_ws_origin_allowed(apr_pool_t *p, const char *origin,
+                          const apr_array_header_t *allowed, const char *host);
 
 /* ---- UTF-8 ----------------------------------------------------------- */
 

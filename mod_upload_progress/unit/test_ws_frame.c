@@ -94,6 +94,63 @@ static void test_handshake(void)
     UPM_CHECK(!upm_ws_header_has_token("", "upgrade"));
 }
 
+static void test_origin(void)
+{
+    apr_array_header_t *a = apr_array_make(pool, 4, sizeof(const char *));
+#define N(x) upm_ws_origin_normalize(pool, x)
+    UPM_CHECK_STR(N("HTTPS://App.Example.COM"), "https://app.example.com");
+    UPM_CHECK_STR(N("https://app.example.com:443"), "https://app.example.com");
+    UPM_CHECK_STR(N("https://app.example.com:8443/"), "https://app.example.com:8443");
+    UPM_CHECK_STR(N("http://127.0.0.1:80"), "http://127.0.0.1");
+    UPM_CHECK_STR(N("http://[::1]:8080"), "http://[::1]:8080");
+    UPM_CHECK_STR(N("https://*.example.com"), "https://*.example.com");
+    UPM_CHECK_STR(N("null"), "null");
+    UPM_CHECK_STR(N("*"), "*");
+    UPM_CHECK(N("example.com") == NULL);
+    UPM_CHECK(N("https://") == NULL);
+    UPM_CHECK(N("https://a.com:0") == NULL);
+    UPM_CHECK(N("https://a.com:99999") == NULL);
+    UPM_CHECK(N("https://a.com/path") == NULL);
+    UPM_CHECK(N("https://user@a.com") == NULL);
+    UPM_CHECK(N("https://a b.com") == NULL);
+#undef N
+    APR_ARRAY_PUSH(a, const char *) = "https://app.example.com";
+    APR_ARRAY_PUSH(a, const char *) = "https://*.tenant.example.com";
+    APR_ARRAY_PUSH(a, const char *) = "http://localhost:3000";
+#define OK(o) upm_ws_origin_allowed(pool, o, a, "push.example.com")
+    UPM_CHECK(OK(NULL));                                /* not a browser */
+    UPM_CHECK(OK("https://app.example.com"));
+    UPM_CHECK(OK("https://APP.example.com:443"));
+    UPM_CHECK(OK("https://a.tenant.example.com"));
+    UPM_CHECK(OK("https://x.y.tenant.example.com"));
+    UPM_CHECK(OK("http://localhost:3000"));
+    UPM_CHECK(!OK("https://tenant.example.com"));
+    UPM_CHECK(!OK("https://eviltenant.example.com"));
+    UPM_CHECK(!OK("https://a.tenant.example.com:8443"));
+    UPM_CHECK(!OK("http://app.example.com"));           /* scheme counts */
+    UPM_CHECK(!OK("https://app.example.com.evil.net"));
+    UPM_CHECK(!OK("https://evil.net"));
+    UPM_CHECK(!OK("null"));
+    UPM_CHECK(!OK("*"));
+    UPM_CHECK(!OK("https://*.tenant.example.com"));
+    UPM_CHECK(!OK("garbage"));
+#undef OK
+    /* unset: only the request's own host */
+    UPM_CHECK(upm_ws_origin_allowed(pool, "https://push.example.com", NULL, "push.example.com"));
+    UPM_CHECK(upm_ws_origin_allowed(pool, "https://push.example.com", NULL,
+                                    "push.example.com:443"));
+    UPM_CHECK(upm_ws_origin_allowed(pool, "http://127.0.0.1:8610", NULL, "127.0.0.1:8610"));
+    UPM_CHECK(!upm_ws_origin_allowed(pool, "http://127.0.0.1:8611", NULL, "127.0.0.1:8610"));
+    UPM_CHECK(!upm_ws_origin_allowed(pool, "https://evil.net", NULL, "push.example.com"));
+    UPM_CHECK(!upm_ws_origin_allowed(pool, "https://push.example.com", NULL, NULL));
+    UPM_CHECK(!upm_ws_origin_allowed(pool, "https://x.push.example.com", NULL,
+                                     "*.push.example.com"));
+    /* "*" allows any browser origin */
+    a = apr_array_make(pool, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(a, const char *) = "*";
+    UPM_CHECK(upm_ws_origin_allowed(pool, "https://evil.net", a, "push.example.com"));
+}
+
 static void test_utf8(void)
 {
     upm_utf8 u;
@@ -382,6 +439,7 @@ int main(void)
     apr_initialize();
     apr_pool_create(&pool, NULL);
     test_handshake();
+    test_origin();
     test_utf8();
     test_text();
     test_fragments();
