@@ -344,6 +344,48 @@ sub wait_eof {
 
 sub sock { $_[0]{sock} }
 
+# For many connections at once: reads what one has (without waiting),
+# answers its pings, and appends its text messages, decoded, to
+# ->{inbox}; a close frame sets ->{closed_with}.
+sub collect {
+    my ($self) = @_;
+    $self->_fill(0);
+    while (my $f = $self->_parse) {
+        if ($f->{opcode} == 9) {
+            $self->send_frame(opcode => 10, payload => $f->{payload});
+        }
+        elsif ($f->{opcode} == 1) {
+            my $j = eval { $JSON->decode($f->{payload}) };
+            push @{ $self->{inbox} }, $j || { _raw => $f->{payload} };
+        }
+        elsif ($f->{opcode} == 8) {
+            $self->{closed_with} = $f->{code} // 0;
+        }
+    }
+}
+
+sub inbox { @{ $_[0]{inbox} || [] } }
+
+# Pumps several connections until $done->() is true or $timeout passes.
+sub wait_all {
+    my ($class, $clients, $done, $timeout) = @_;
+    my $deadline = time + $timeout;
+    while (1) {
+        return 1 if $done->();
+        my $left = $deadline - time;
+        return 0 if $left <= 0;
+        my $sel = IO::Select->new;
+        my %by;
+        for my $c (@$clients) {
+            next if $c->{eof} || !$c->{sock};
+            $sel->add($c->{sock});
+            $by{ fileno $c->{sock} } = $c;
+        }
+        return $done->() ? 1 : 0 unless $sel->count;
+        $by{ fileno $_ }->collect for $sel->can_read($left > 0.25 ? 0.25 : $left);
+    }
+}
+
 sub close {
     my ($self) = @_;
     if ($self->{sock}) {
