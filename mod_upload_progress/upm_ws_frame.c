@@ -363,7 +363,7 @@ static int reserve(upm_ws_parser *ps, apr_size_t need)
 {
     apr_size_t cap;
     unsigned char *nb;
-    if (need <= ps->msg_cap) {
+    if (need <= ps->msg_cap && ps->msg) {
         return 0;
     }
     cap = ps->msg_cap ? ps->msg_cap * 2 : 256;
