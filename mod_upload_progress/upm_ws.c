@@ -488,7 +488,7 @@ int upm_ws_handler(request_rec *r)
         return DECLINED;
     }
     if (r->method_number != M_GET) {
-        r->allowed = AP_METHOD_BIT << M_GET;
+        ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL);
         return HTTP_METHOD_NOT_ALLOWED;
     }
     if (!r->user || !*r->user) {
