@@ -212,6 +212,23 @@ wscase('framing: three frames in one write' => sub {
     is(scalar(grep { ($_->{type} // '') eq 'pong' } $ws->drain_json(1)), 3, 'three replies');
 });
 
+wscase('framing: frames pipelined in the same write as the handshake' => sub {
+    my $ws = UPM::WS->connect('/ws', token => $TOK,
+                              early => UPM::WS->frame(opcode => 1, payload => '{"type":"ping"}')
+                                       . UPM::WS->frame(opcode => 9, payload => 'early'));
+    is($ws->status, 101, 'status 101');
+    my $f = $ws->read_frame(5) || {};
+    like($f->{payload} // '', qr/"connected"/, 'connected first');
+    my ($text, $pong);
+    while (!($text && $pong)) {
+        my $g = $ws->read_frame(5) or last;
+        $text = $g->{payload} if $g->{opcode} == 1;
+        $pong = $g->{payload} if $g->{opcode} == 10;
+    }
+    is($text, '{"type":"pong"}', 'the early message is answered');
+    is($pong, 'early', 'the early ping is answered');
+});
+
 closes_with('framing: unmasked client frame' => 1002,
             sub { $_[0]->send_frame(opcode => 1, payload => '{"type":"ping"}', mask => 0) });
 

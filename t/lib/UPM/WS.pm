@@ -30,7 +30,7 @@ my $JSON = JSON->new->utf8->canonical;
 my $GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 # connect($path, token => $t, headers => {Name => value or undef to omit},
-#         timeout => 5, http10 => 0, method => 'GET')
+#         timeout => 5, http10 => 0, method => 'GET', early => $bytes)
 # Default headers make a valid handshake; give one as undef to leave it
 # out.  ->status is the response status (undef when none came in time).
 sub connect {
@@ -64,7 +64,9 @@ sub connect {
         $req .= "$k: $h{$k}\r\n" if defined $h{$k};
     }
     $req .= "Content-Length: 0\r\n" if ($o{method} || 'GET') ne 'GET';
-    $self->send_raw("$req\r\n");
+    # early: bytes sent in the same write as the request (frames that a
+    # client pipelines behind its handshake)
+    $self->send_raw("$req\r\n" . (defined $o{early} ? $o{early} : ''));
 
     my $deadline = time + $timeout;
     while (!defined $self->{status}) {
