@@ -120,7 +120,8 @@ static void ws_close(ws_conn *ws, int code, const char *reason)
     ws_flush(ws);
 }
 
-static void ws_reset(ws_conn *ws, const char *reason)
+/* Sends a reset and returns the sequence its id names. */
+static apr_uint64_t ws_reset(ws_conn *ws, const char *reason)
 {
     const char *id;
     apr_uint64_t seq;
@@ -135,6 +136,7 @@ static void ws_reset(ws_conn *ws, const char *reason)
         upm_sub_skip_upto(ws->subs[i], seq);
     }
     upm_stats_add(UPM_ST_RESETS_SENT, 1);
+    return seq;
 }
 
 static int emit_frame(void *baton, upm_frame *f)
@@ -202,9 +204,7 @@ static int deliver(ws_conn *ws)
     }
     n = upm_sub_take_merged(ws->subs, ws->nsubs, frames, WS_TAKE_MAX, &state, &reason);
     if (state == UPM_SUB_RESET) {
-        apr_uint64_t seq, oldest;
-        upm_bus_state(&seq, &oldest);
-        ws_reset(ws, reason);
+        apr_uint64_t seq = ws_reset(ws, reason);
         for (i = 0; i < n; i++) {
             if (frames[i]->seq <= seq) {
                 upm_frame_unref(frames[i]);
@@ -502,7 +502,7 @@ int upm_ws_handler(request_rec *r)
         return HTTP_FORBIDDEN;
     }
     h = apr_table_get(r->headers_in, "Upgrade");
-    if (!h || !upm_ws_header_has_token(h, "websocket")
+    if (r->header_only || !h || !upm_ws_header_has_token(h, "websocket")
         || !(h = apr_table_get(r->headers_in, "Connection"))
         || !upm_ws_header_has_token(h, "upgrade")) {
         apr_table_setn(r->err_headers_out, "Upgrade", "websocket");

@@ -24,7 +24,8 @@ my $module = File::Spec->rel2abs(File::Spec->catfile(t_dir(), '..', 'mod_upload_
                                                      '.libs', 'mod_upload_progress.so'));
 plan skip_all => "mod_ssl not installed in $moddir" unless -f "$moddir/mod_ssl.so";
 
-my $dir = tempdir('upm-wss-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $dir = tempdir('upm-wss-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{UPM_KEEP_TMP});
+note("private server in $dir");
 chmod 0755, $dir;      # the children (User nobody) look up paths under it
 mkdir "$dir/$_" for qw(logs run htdocs);
 my $secret = File::Spec->catfile(t_dir(), 'keys', 'hs256.secret');
