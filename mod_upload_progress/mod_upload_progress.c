@@ -34,6 +34,14 @@ static void upm_child_stopping(apr_pool_t *pchild, int graceful)
     upm_hub_close_all();
 }
 
+static void upm_child_status(server_rec *s, pid_t pid, ap_generation_t gen,
+                             int slot, mpm_child_status state)
+{
+    if (state == MPM_CHILD_EXITED) {
+        upm_bus_child_gone(pid);
+    }
+}
+
 static void upm_register_hooks(apr_pool_t *p)
 {
     upm_auth_register_hooks(p);
@@ -41,6 +49,7 @@ static void upm_register_hooks(apr_pool_t *p)
     ap_hook_post_config(upm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(upm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(upm_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_status(upm_child_status, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(upm_publish_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(upm_sse_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -43,6 +43,7 @@ typedef struct sse_stream {
     apr_time_t next_beat;
     apr_time_t expires;
     int failed;
+    int counted;                /* holds a place in the per-user count */
     apr_uint64_t delivered;
 } sse_stream;
 
@@ -158,6 +159,10 @@ static apr_uint64_t replay(sse_stream *st, apr_uint64_t after)
 
 static void finish(sse_stream *st)
 {
+    if (st->counted) {
+        upm_bus_user_release(st->r->user);
+        st->counted = 0;
+    }
     if (st->sub) {
         upm_hub_remove(st->sub);
         st->sub = NULL;
@@ -383,6 +388,22 @@ int upm_sse_handler(request_rec *r)
         resume = apr_table_get(q, "lastEventId");
     }
 
+    st = apr_pcalloc(r->pool, sizeof(*st));
+    st->r = r;
+    if (upm_conf_max_per_user(d)) {
+        int got = upm_bus_user_acquire(r->user, (apr_uint32_t)upm_conf_max_per_user(d));
+        if (got == 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13044)
+                          "user %s already holds %d streams "
+                          "(UploadProgressMaxConnectionsPerUser)", r->user,
+                          upm_conf_max_per_user(d));
+            apr_table_setn(r->err_headers_out, "Retry-After", "5");
+            return upm_json_error(r, HTTP_TOO_MANY_REQUESTS, "too_many_connections",
+                                  "this user holds the most streams allowed", -1);
+        }
+        st->counted = got == 1;
+    }
+
     ap_set_content_type(r, "text/event-stream; charset=utf-8");
     apr_table_setn(r->headers_out, "Cache-Control", "no-cache");
     apr_table_setn(r->headers_out, "X-Accel-Buffering", "no");
@@ -390,8 +411,6 @@ int upm_sse_handler(request_rec *r)
     apr_table_setn(r->subprocess_env, "no-gzip", "1");
     apr_table_unset(r->headers_in, "Accept-Encoding");
 
-    st = apr_pcalloc(r->pool, sizeof(*st));
-    st->r = r;
     st->retry_ms = upm_conf_retry_ms(d);
     if (upm_reactor_usable(r, upm_conf_async(d))) {
         st->rc = upm_reactor_prepare(r, &sse_ops, st,
