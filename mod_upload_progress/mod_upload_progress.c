@@ -14,6 +14,7 @@
 #include "upm_config.h"
 #include "upm_handlers.h"
 #include "upm_hub.h"
+#include "upm_reactor.h"
 
 
 static int upm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
@@ -26,6 +27,7 @@ static void upm_child_init(apr_pool_t *pchild, server_rec *s)
 {
     upm_bus_child_init(pchild, s);
     upm_hub_child_init(pchild, s);
+    upm_reactor_child_init(pchild, s);
 }
 
 static void upm_child_stopping(apr_pool_t *pchild, int graceful)
@@ -34,12 +36,22 @@ static void upm_child_stopping(apr_pool_t *pchild, int graceful)
     upm_hub_close_all();
 }
 
+static void upm_child_status(server_rec *s, pid_t pid, ap_generation_t gen,
+                             int slot, mpm_child_status state)
+{
+    if (state == MPM_CHILD_EXITED) {
+        upm_bus_child_gone(pid);
+    }
+}
+
 static void upm_register_hooks(apr_pool_t *p)
 {
     upm_auth_register_hooks(p);
+    upm_reactor_register_hooks(p);
     ap_hook_post_config(upm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(upm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(upm_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_status(upm_child_status, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(upm_publish_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(upm_sse_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(upm_ws_handler, NULL, NULL, APR_HOOK_MIDDLE);

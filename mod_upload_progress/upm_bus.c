@@ -2,6 +2,7 @@
 #include "upm_config.h"
 #include "upm_futex.h"
 #include "upm_stats.h"
+#include "upm_userconn.h"
 
 #include "http_config.h"
 #include "http_log.h"
@@ -10,6 +11,7 @@
 #include <apr_shm.h>
 #include <apr_global_mutex.h>
 #include <apr_strings.h>
+#include <unistd.h>
 
 APLOG_USE_MODULE(upload_progress);
 
@@ -29,6 +31,11 @@ static upm_bus_retained *bus;
 static upm_ring *ring;
 
 #define STATS_BYTES ((sizeof(upm_stats_shm) + 63) & ~(apr_size_t)63)
+/* Room for this many (user, child) pairs with open streams. */
+#define UC_SLOTS    16384
+#define UC_BYTES    ((upm_uc_bytes(UC_SLOTS) + 63) & ~(apr_size_t)63)
+
+static upm_uc_table *userconn;
 
 static apr_uint64_t new_epoch(void)
 {
@@ -81,7 +88,7 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         bus->shm = NULL;
     }
     if (!bus->shm) {
-        apr_size_t size = STATS_BYTES + upm_ring_bytes(nslots, data);
+        apr_size_t size = STATS_BYTES + UC_BYTES + upm_ring_bytes(nslots, data);
         rv = apr_shm_create(&bus->shm, size, NULL, keep);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(13013)
@@ -91,7 +98,9 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         }
         base = apr_shm_baseaddr_get(bus->shm);
         memset(base, 0, STATS_BYTES);
-        ring = upm_ring_init((char *)base + STATS_BYTES, nslots, data, new_epoch());
+        userconn = upm_uc_init((char *)base + STATS_BYTES, UC_SLOTS);
+        ring = upm_ring_init((char *)base + STATS_BYTES + UC_BYTES, nslots, data,
+                             new_epoch());
         bus->nslots = nslots;
         bus->data_bytes = data;
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, APLOGNO(13014)
@@ -100,7 +109,8 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     }
     else {
         base = apr_shm_baseaddr_get(bus->shm);
-        ring = upm_ring_attach((char *)base + STATS_BYTES, nslots, data);
+        userconn = (upm_uc_table *)((char *)base + STATS_BYTES);
+        ring = upm_ring_attach((char *)base + STATS_BYTES + UC_BYTES, nslots, data);
         if (!ring) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(13015)
                          "retained replay ring is corrupt");
@@ -241,5 +251,32 @@ void upm_bus_wake_all(void)
     if (ring) {
         __atomic_add_fetch(upm_ring_wake_word(ring), 1, __ATOMIC_RELEASE);
         upm_futex_wake_all(upm_ring_wake_word(ring));
+    }
+}
+
+int upm_bus_user_acquire(const char *user, apr_uint32_t limit)
+{
+    int rc = -1;
+    if (userconn && apr_global_mutex_lock(bus->mutex) == APR_SUCCESS) {
+        rc = upm_uc_acquire(userconn, upm_uc_hash(user), (apr_int32_t)getpid(), limit);
+        apr_global_mutex_unlock(bus->mutex);
+    }
+    return rc;
+}
+
+void upm_bus_user_release(const char *user)
+{
+    if (userconn && apr_global_mutex_lock(bus->mutex) == APR_SUCCESS) {
+        upm_uc_release(userconn, upm_uc_hash(user), (apr_int32_t)getpid());
+        apr_global_mutex_unlock(bus->mutex);
+    }
+}
+
+void upm_bus_child_gone(pid_t pid)
+{
+    /* A child that was killed never released its streams' counts. */
+    if (userconn && apr_global_mutex_lock(bus->mutex) == APR_SUCCESS) {
+        upm_uc_drop_pid(userconn, (apr_int32_t)pid);
+        apr_global_mutex_unlock(bus->mutex);
     }
 }

@@ -40,6 +40,9 @@ void *upm_create_dir_conf(apr_pool_t *p, char *dir)
     c->max_event_size = -1;
     c->send_queue = -1;
     c->ws_max_message = -1;
+    c->async = -1;
+    c->write_timeout = -1;
+    c->max_per_user = -1;
     return c;
 }
 
@@ -69,6 +72,9 @@ void *upm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(ws_max_message);
     /* An inner list replaces the outer one: origins do not accumulate. */
     MERGE_PTR(allow_origin);
+    MERGE_NUM(async);
+    MERGE_NUM(write_timeout);
+    MERGE_NUM(max_per_user);
     return c;
 }
 
@@ -84,6 +90,12 @@ apr_off_t upm_conf_send_queue(const upm_dir_conf *d)
 { return d->send_queue >= 0 ? d->send_queue : UPM_DEFAULT_SEND_QUEUE; }
 apr_off_t upm_conf_ws_max_message(const upm_dir_conf *d)
 { return d->ws_max_message >= 0 ? d->ws_max_message : UPM_DEFAULT_WS_MAX_MESSAGE; }
+int upm_conf_async(const upm_dir_conf *d)
+{ return d->async >= 0 ? d->async : 1; }
+int upm_conf_write_timeout(const upm_dir_conf *d)
+{ return d->write_timeout >= 0 ? d->write_timeout : UPM_DEFAULT_WRITE_TIMEOUT; }
+int upm_conf_max_per_user(const upm_dir_conf *d)
+{ return d->max_per_user >= 0 ? d->max_per_user : UPM_DEFAULT_MAX_PER_USER; }
 int upm_conf_leeway(const upm_dir_conf *d)
 { return d->leeway >= 0 ? d->leeway : UPM_DEFAULT_LEEWAY; }
 const char *upm_conf_user_claim(const upm_dir_conf *d)
@@ -203,11 +215,25 @@ static const char *set_dir_int(cmd_parms *cmd, void *dv, const char *arg)
         if (!(err = parse_int(arg, 0, 3600000, &v, cmd->cmd->name, cmd->pool)))
             d->retry_ms = (int)v;
         return err;
+    case 3:
+        if (!(err = parse_int(arg, 1, 86400, &v, cmd->cmd->name, cmd->pool)))
+            d->write_timeout = (int)v;
+        return err;
+    case 4:
+        if (!(err = parse_int(arg, 0, 1000000, &v, cmd->cmd->name, cmd->pool)))
+            d->max_per_user = (int)v;
+        return err;
     default:
         if (!(err = parse_int(arg, 0, 86400, &v, cmd->cmd->name, cmd->pool)))
             d->leeway = (int)v;
         return err;
     }
+}
+
+static const char *set_async(cmd_parms *cmd, void *dv, int on)
+{
+    ((upm_dir_conf *)dv)->async = on;
+    return NULL;
 }
 
 static const char *set_throttle(cmd_parms *cmd, void *dv, const char *arg)
@@ -375,6 +401,15 @@ const command_rec upm_cmds[] = {
     AP_INIT_ITERATE("UploadProgressAllowOrigin", add_origin, NULL, OR_AUTHCFG | RSRC_CONF,
                     "Origins (scheme://host[:port], *.domain wildcards, null, or *) "
                     "allowed to open WebSockets; default: the request's own host"),
+    AP_INIT_FLAG("UploadProgressAsync", set_async, NULL, OR_ALL,
+                 "On: streams are handed to the per-child reactor where the MPM can "
+                 "suspend them (default); Off: each stream keeps its worker thread"),
+    AP_INIT_TAKE1("UploadProgressWriteTimeout", set_dir_int, (void *)3, OR_ALL,
+                  "Seconds a stream's client may leave output unread before it is "
+                  "closed (default 30)"),
+    AP_INIT_TAKE1("UploadProgressMaxConnectionsPerUser", set_dir_int, (void *)4, OR_ALL,
+                  "Open streams one user may hold across the server (default 32, "
+                  "0 = no limit); more get 429"),
     AP_INIT_TAKE23("UploadProgressJWTKey", add_key, NULL, OR_AUTHCFG | RSRC_CONF,
                    "ALG SOURCE [KID]: a verification key; SOURCE is file:PATH, env:NAME or a path"),
     DIR_STR("UploadProgressJWTIssuer", issuer, "Required iss claim"),

@@ -5,7 +5,7 @@ static upm_stats_shm *stats;
 static const char *const names[UPM_ST__COUNT] = {
     "events_accepted", "events_rejected", "delivered", "dropped_throttle",
     "dropped_overflow", "resets_sent", "replayed", "dispatch_lag",
-    "sse_opened", "sse_closed"
+    "sse_opened", "sse_closed", "slow_closed"
 };
 
 void upm_stats_attach(upm_stats_shm *shm)

@@ -58,6 +58,7 @@ typedef struct ws_conn {
     apr_time_t ping_unanswered;     /* when the oldest unanswered ping went out */
     apr_uint64_t delivered;
     int more_input;                 /* input left unread at the end of a turn */
+    int counted;                    /* holds a place in the per-user count */
 } ws_conn;
 
 /* ---- output: the one place that writes to the client ----------------- */
@@ -454,6 +455,16 @@ int upm_ws_access_checker(request_rec *r)
     return origin_refused(r, d);
 }
 
+static apr_status_t release_count(void *data)
+{
+    ws_conn *ws = data;
+    if (ws->counted) {
+        upm_bus_user_release(ws->r->user);
+        ws->counted = 0;
+    }
+    return APR_SUCCESS;
+}
+
 static const char *make_client_id(apr_pool_t *p)
 {
     unsigned char rnd[8];
@@ -542,6 +553,19 @@ int upm_ws_handler(request_rec *r)
                                    "A-Z a-z 0-9 . _ : @ -", bad));
     }
     resume = apr_table_get(q, "lastEventId");
+
+    if (upm_conf_max_per_user(d)) {
+        /* A WebSocket is one of the user's streams, like an SSE one. */
+        int got = upm_bus_user_acquire(r->user, (apr_uint32_t)upm_conf_max_per_user(d));
+        if (got == 0) {
+            apr_table_setn(r->err_headers_out, "Retry-After", "5");
+            return refuse(r, HTTP_TOO_MANY_REQUESTS, "too_many_connections",
+                          "this user holds the most streams allowed");
+        }
+        ws->counted = got == 1;
+        /* every way out of the handler gives the place back */
+        apr_pool_cleanup_register(r->pool, ws, release_count, apr_pool_cleanup_null);
+    }
 
     /* Everything that can fail is set up before the 101. */
     rv = apr_pollset_create_ex(&ws->ps, 1, r->pool, APR_POLLSET_WAKEABLE, APR_POLLSET_POLL);
@@ -677,6 +701,7 @@ int upm_ws_handler(request_rec *r)
     while (ws->nsubs > 0) {
         sub_close(ws, --ws->nsubs);
     }
+    release_count(ws);
     apr_pool_destroy(ws->tmp);
     upm_stats_add(UPM_ST_DELIVERED, ws->delivered);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13114)

@@ -179,6 +179,31 @@ wscase('handshake: Origin policy (UploadProgressAllowOrigin)' => sub {
     is($ws->status, 403, '/ws, foreign origin: 403');
 });
 
+wscase('handshake: UploadProgressMaxConnectionsPerUser counts WebSockets' => sub {
+    my $u = uniq('wslim');
+    my $t = token(sub => $u);
+    my @open = map { UPM::WS->connect('/ws-limit', token => $t) } 1 .. 3;
+    is(scalar(grep { ($_->status // 0) == 101 } @open), 3, 'three open');
+    my $ws = UPM::WS->connect('/ws-limit', token => $t);
+    is($ws->status, 429, 'the fourth: 429');
+    is($ws->header('Retry-After'), '5', 'Retry-After: 5');
+    is(($ws->json_body || {})->{error}, 'too_many_connections', 'JSON reason');
+    $ws = UPM::WS->connect('/ws-limit', token => token(sub => uniq('wslim-other')));
+    is($ws->status, 101, 'another user is not limited by it');
+    $open[0]->send_close(1000);
+    $open[0]->expect_close(5);
+    ok($open[0]->wait_eof(5), 'one closed');
+    my $again;
+    for (1 .. 20) {
+        $again = UPM::WS->connect('/ws-limit', token => $t);
+        last if ($again->status // 0) == 101;
+        select(undef, undef, undef, 0.1);
+    }
+    is($again->status, 101, 'its place is free again');
+    $ws = UPM::WS->connect('/ws-limit', token => $t);
+    is($ws->status, 429, 'and the limit still holds');
+});
+
 # ================================================================ framing
 wscase('framing: 7-bit, 16-bit and 64-bit length encodings' => sub {
     my $ws = open_ws();
