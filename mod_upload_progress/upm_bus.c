@@ -2,6 +2,7 @@
 #include "upm_config.h"
 #include "upm_futex.h"
 #include "upm_stats.h"
+#include "upm_userconn.h"
 
 #include "http_config.h"
 #include "http_log.h"
@@ -33,6 +34,11 @@ static upm_bus_retained *bus;
 static upm_ring *ring;
 
 #define ALIGN64(n) (((n) + 63) & ~(apr_size_t)63)
+/* Room for this many (user, child) pairs with open streams. */
+#define UC_SLOTS    16384
+#define UC_BYTES    ALIGN64(upm_uc_bytes(UC_SLOTS))
+
+static upm_uc_table *userconn;
 
 /* One counter slot per process the MPM may run at once (ServerLimit also
  * bounds the children of an old generation still finishing after a
@@ -101,7 +107,7 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         bus->shm = NULL;
     }
     if (!bus->shm) {
-        apr_size_t size = stats_bytes + upm_ring_bytes(nslots, data);
+        apr_size_t size = stats_bytes + UC_BYTES + upm_ring_bytes(nslots, data);
         rv = apr_shm_create(&bus->shm, size, NULL, keep);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(13013)
@@ -111,7 +117,9 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         }
         base = apr_shm_baseaddr_get(bus->shm);
         upm_stats_init(base, nchildren);
-        ring = upm_ring_init((char *)base + stats_bytes, nslots, data, new_epoch());
+        userconn = upm_uc_init((char *)base + stats_bytes, UC_SLOTS);
+        ring = upm_ring_init((char *)base + stats_bytes + UC_BYTES, nslots, data,
+                             new_epoch());
         bus->nslots = nslots;
         bus->data_bytes = data;
         bus->stats_bytes = stats_bytes;
@@ -122,7 +130,8 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     }
     else {
         base = apr_shm_baseaddr_get(bus->shm);
-        ring = upm_ring_attach((char *)base + stats_bytes, nslots, data);
+        userconn = (upm_uc_table *)((char *)base + stats_bytes);
+        ring = upm_ring_attach((char *)base + stats_bytes + UC_BYTES, nslots, data);
         if (!ring) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(13015)
                          "retained replay ring is corrupt");
@@ -293,5 +302,32 @@ void upm_bus_wake_all(void)
     if (ring) {
         __atomic_add_fetch(upm_ring_wake_word(ring), 1, __ATOMIC_RELEASE);
         upm_futex_wake_all(upm_ring_wake_word(ring));
+    }
+}
+
+int upm_bus_user_acquire(const char *user, apr_uint32_t limit)
+{
+    int rc = -1;
+    if (userconn && apr_global_mutex_lock(bus->mutex) == APR_SUCCESS) {
+        rc = upm_uc_acquire(userconn, upm_uc_hash(user), (apr_int32_t)getpid(), limit);
+        apr_global_mutex_unlock(bus->mutex);
+    }
+    return rc;
+}
+
+void upm_bus_user_release(const char *user)
+{
+    if (userconn && apr_global_mutex_lock(bus->mutex) == APR_SUCCESS) {
+        upm_uc_release(userconn, upm_uc_hash(user), (apr_int32_t)getpid());
+        apr_global_mutex_unlock(bus->mutex);
+    }
+}
+
+void upm_bus_child_gone(pid_t pid)
+{
+    /* A child that was killed never released its streams' counts. */
+    if (userconn && apr_global_mutex_lock(bus->mutex) == APR_SUCCESS) {
+        upm_uc_drop_pid(userconn, (apr_int32_t)pid);
+        apr_global_mutex_unlock(bus->mutex);
     }
 }

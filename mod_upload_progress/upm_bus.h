@@ -56,4 +56,11 @@ void upm_bus_wait(apr_uint32_t seen_wake, apr_interval_time_t timeout);
 /* Wakes every waiter (used to stop this child's own threads). */
 void upm_bus_wake_all(void);
 
+/* Open streams per user (UploadProgressMaxConnectionsPerUser): 1 counted,
+ * 0 over limit, -1 not counted (table full or bus down: let it through). */
+int upm_bus_user_acquire(const char *user, apr_uint32_t limit);
+void upm_bus_user_release(const char *user);
+/* In the parent, when a child has exited. */
+void upm_bus_child_gone(pid_t pid);
+
 #endif

@@ -1,4 +1,5 @@
-/* Content handlers: publish, SSE, the old report, polling and status. */
+/* Content handlers: publish, SSE, WebSocket, the old report, polling and
+ * status. */
 #ifndef UPM_HANDLERS_H
 #define UPM_HANDLERS_H
 
@@ -6,6 +7,10 @@
 
 int upm_publish_handler(request_rec *r);
 int upm_sse_handler(request_rec *r);
+int upm_ws_handler(request_rec *r);
+/* access_checker: refuses WebSocket handshakes from origins that
+ * UploadProgressAllowOrigin does not list, before authentication. */
+int upm_ws_access_checker(request_rec *r);
 int upm_report_handler(request_rec *r);
 int upm_poll_handler(request_rec *r);
 int upm_status_handler(request_rec *r);

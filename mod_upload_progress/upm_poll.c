@@ -160,7 +160,7 @@ int upm_poll_handler(request_rec *r)
         while (o.n == 0 && !reset && apr_time_now() < until) {
             upm_sub_state state;
             const char *reason = NULL;
-            int n = upm_sub_take(sub, until, frames, 64, &state, &reason), i;
+            int n = upm_sub_take(sub, until, frames, 64, APR_SIZE_MAX, &state, &reason), i;
             if (state == UPM_SUB_RESET) {
                 /* Messages were lost on the way: the client re-reads. */
                 add_reset(&o, reason, &last_id);

@@ -14,7 +14,7 @@ static upm_child_stats *mine;
 static const char *const names[UPM_ST__COUNT] = {
     "events_accepted", "events_rejected", "delivered", "dropped_throttle",
     "dropped_overflow", "resets_sent", "replayed", "dispatch_lag",
-    "sse_opened", "sse_closed", "events_published", "events_tracked",
+    "sse_opened", "sse_closed", "slow_closed", "events_published", "events_tracked",
     "uploads_started", "uploads_completed", "uploads_failed", "upload_bytes",
     "uploads_untracked", "poll_requests", "report_requests", "redis_reconnects"
 };

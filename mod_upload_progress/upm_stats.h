@@ -21,6 +21,7 @@ typedef enum {
     UPM_ST_DISPATCH_LAG,            /* a child's fan-out fell behind the ring */
     UPM_ST_SSE_OPENED,
     UPM_ST_SSE_CLOSED,
+    UPM_ST_SLOW_CLOSED,             /* streams closed for not reading */
     UPM_ST_EVENTS_PUBLISHED,        /* of the accepted: from the publish handler */
     UPM_ST_EVENTS_TRACKED,          /* of the accepted: from upload tracking */
     UPM_ST_UPLOADS_STARTED,

@@ -156,6 +156,7 @@ char *upm_status_json(apr_pool_t *p, const upm_status_data *d)
     o = json_object();
     json_object_set_new(o, "sse_opened", ju(s->v[UPM_ST_SSE_OPENED]));
     json_object_set_new(o, "sse_closed", ju(s->v[UPM_ST_SSE_CLOSED]));
+    json_object_set_new(o, "slow_closed", ju(s->v[UPM_ST_SLOW_CLOSED]));
     json_object_set_new(o, "poll", ju(s->v[UPM_ST_POLL_REQUESTS]));
     json_object_set_new(o, "report", ju(s->v[UPM_ST_REPORT_REQUESTS]));
     json_object_set_new(root, "requests", o);
@@ -287,6 +288,9 @@ char *upm_status_prometheus(apr_pool_t *p, const upm_status_data *d)
     sb_add(&b, PM "sse_streams_opened_total " U64 "\n", s->v[UPM_ST_SSE_OPENED]);
     head(&b, "sse_streams_closed_total", "counter", "SSE streams closed.");
     sb_add(&b, PM "sse_streams_closed_total " U64 "\n", s->v[UPM_ST_SSE_CLOSED]);
+    head(&b, "slow_consumers_closed_total", "counter",
+         "Streams closed because their client stopped reading (UploadProgressWriteTimeout).");
+    sb_add(&b, PM "slow_consumers_closed_total " U64 "\n", s->v[UPM_ST_SLOW_CLOSED]);
     head(&b, "poll_requests_total", "counter", "Poll and long-poll requests answered.");
     sb_add(&b, PM "poll_requests_total " U64 "\n", s->v[UPM_ST_POLL_REQUESTS]);
     head(&b, "report_requests_total", "counter", "Old-style JSON progress reports answered.");
@@ -436,6 +440,7 @@ static apr_array_header_t *rows(apr_pool_t *p, const upm_status_data *d)
     ROW("MessagesDelivered", "Messages delivered", U64, s->v[UPM_ST_DELIVERED]);
     ROW("MessagesReplayed", "of them replayed", U64, s->v[UPM_ST_REPLAYED]);
     ROW("ResetsSent", "Resets sent", U64, s->v[UPM_ST_RESETS_SENT]);
+    ROW("SlowClosed", "Streams closed for not reading", U64, s->v[UPM_ST_SLOW_CLOSED]);
     for (i = 0; i < 3; i++) {
         static const char *const k[3] = {
             "DroppedThrottle", "DroppedOverflow", "DroppedLag"

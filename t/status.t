@@ -52,6 +52,9 @@ sub parse_prom {
     return (\%v, \@bad);
 }
 
+# Open SSE streams, whichever way they are served (worker or reactor).
+sub sse_open { my ($j) = @_; ($j->{connections}{sse}{worker} // 0) + ($j->{connections}{sse}{async} // 0) }
+
 sub d { my ($a, $b, @path) = @_; my ($x, $y) = ($a, $b);
         for (@path) { $x = $x->{$_}; $y = $y->{$_} } return ($y // 0) - ($x // 0) }
 
@@ -102,7 +105,7 @@ is(d($s0, $s1, qw(requests poll)), 2, 'requests.poll +2');
 is(d($s0, $s1, qw(requests sse_opened)), 2, 'requests.sse_opened +2');
 is(d($s0, $s1, qw(latency count)), 6, 'latency.count +6 (live deliveries only)');
 ok(d($s0, $s1, qw(latency sum_seconds)) >= 0, 'latency sum grows');
-ok($s1->{connections}{sse}{worker} >= 2, 'connections.sse.worker counts the open streams');
+ok(sse_open($s1) >= 2, 'connections.sse counts the open streams');
 {
     my $sum = 0;
     $sum += $_->{connections}{total} for @{ $s1->{children} };
@@ -153,8 +156,9 @@ is($s1->{ring}{last_id}, $ids[-1], 'ring.last_id is the last message published')
     is($v->{'upload_progress_ring_messages'}, $s2->{ring}{messages}, 'ring_messages');
     my ($last) = $s2->{ring}{last_id} =~ /-(\d+)\z/;
     is($v->{'upload_progress_ring_last_seq'}, $last, 'ring_last_seq');
-    ok($v->{'upload_progress_connections{transport="sse",mode="worker"}'} >= 2,
-       'connections{sse,worker} counts the open streams');
+    ok($v->{'upload_progress_connections{transport="sse",mode="worker"}'}
+       + $v->{'upload_progress_connections{transport="sse",mode="async"}'} >= 2,
+       'connections{sse,...} counts the open streams');
     ok(exists $v->{'upload_progress_connections{transport="websocket",mode="async"}'},
        'connections by transport and mode: all combinations present');
     my @le = grep { /\Aupload_progress_delivery_latency_seconds_bucket/ } keys %$v;
@@ -203,12 +207,12 @@ is($s1->{ring}{last_id}, $ids[-1], 'ring.last_id is the last message published')
 
 # -------------------------------------------- streams closing are counted
 {
-    my $open = status_json()->{connections}{sse}{worker};
+    my $open = sse_open(status_json());
     $_->close for @streams;
     my $now = $open;
     my $deadline = time + 6;
     while (time < $deadline) {
-        $now = status_json()->{connections}{sse}{worker};
+        $now = sse_open(status_json());
         last if $now <= $open - 2;
         sleep 0.2;
     }
