@@ -38,10 +38,29 @@ void upm_bus_state(apr_uint64_t *last, apr_uint64_t *oldest);
 /* Resume check of a client-supplied id against the ring. */
 upm_resume_status upm_bus_resume_check(const char *id, apr_uint64_t *seq);
 
+/* The ring's geometry and fill, read under the lock (status pages). */
+typedef struct upm_bus_info_t {
+    apr_uint64_t epoch;
+    apr_uint32_t slots;
+    apr_size_t data_bytes;
+    apr_size_t data_used;
+    apr_size_t max_record;
+    apr_uint64_t last;          /* 0: nothing appended yet */
+    apr_uint64_t oldest;        /* last + 1 when nothing is held */
+} upm_bus_info_t;
+void upm_bus_info(upm_bus_info_t *info);
+
 /* Blocks until the ring may have moved past `seen_wake` or timeout. */
 apr_uint32_t upm_bus_wake_value(void);
 void upm_bus_wait(apr_uint32_t seen_wake, apr_interval_time_t timeout);
 /* Wakes every waiter (used to stop this child's own threads). */
 void upm_bus_wake_all(void);
+
+/* Open streams per user (UploadProgressMaxConnectionsPerUser): 1 counted,
+ * 0 over limit, -1 not counted (table full or bus down: let it through). */
+int upm_bus_user_acquire(const char *user, apr_uint32_t limit);
+void upm_bus_user_release(const char *user);
+/* In the parent, when a child has exited. */
+void upm_bus_child_gone(pid_t pid);
 
 #endif

@@ -1,6 +1,8 @@
 #include "upm_config.h"
 #include "upm_jwt.h"
 #include "upm_event.h"
+#include "upm_track_state.h"
+#include "upm_ws_frame.h"
 
 #include "http_log.h"
 #include <apr_strings.h>
@@ -26,6 +28,7 @@ void *upm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     c->replay_slots = add->replay_slots ? add->replay_slots : base->replay_slots;
     c->replay_bytes = add->replay_bytes ? add->replay_bytes : base->replay_bytes;
     c->event_map = apr_hash_overlay(p, add->event_map, base->event_map);
+    c->track_slots = add->track_slots ? add->track_slots : base->track_slots;
     return c;
 }
 
@@ -38,6 +41,13 @@ void *upm_create_dir_conf(apr_pool_t *p, char *dir)
     c->retry_ms = -1;
     c->max_event_size = -1;
     c->send_queue = -1;
+    c->track = -1;
+    c->report = -1;
+    c->track_expire = -1;
+    c->ws_max_message = -1;
+    c->async = -1;
+    c->write_timeout = -1;
+    c->max_per_user = -1;
     return c;
 }
 
@@ -64,6 +74,15 @@ void *upm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(retry_ms);
     MERGE_NUM(max_event_size);
     MERGE_NUM(send_queue);
+    MERGE_NUM(track);
+    MERGE_NUM(report);
+    MERGE_NUM(track_expire);
+    MERGE_NUM(ws_max_message);
+    /* An inner list replaces the outer one: origins do not accumulate. */
+    MERGE_PTR(allow_origin);
+    MERGE_NUM(async);
+    MERGE_NUM(write_timeout);
+    MERGE_NUM(max_per_user);
     return c;
 }
 
@@ -77,6 +96,14 @@ apr_off_t upm_conf_max_event(const upm_dir_conf *d)
 { return d->max_event_size >= 0 ? d->max_event_size : UPM_DEFAULT_MAX_EVENT; }
 apr_off_t upm_conf_send_queue(const upm_dir_conf *d)
 { return d->send_queue >= 0 ? d->send_queue : UPM_DEFAULT_SEND_QUEUE; }
+apr_off_t upm_conf_ws_max_message(const upm_dir_conf *d)
+{ return d->ws_max_message >= 0 ? d->ws_max_message : UPM_DEFAULT_WS_MAX_MESSAGE; }
+int upm_conf_async(const upm_dir_conf *d)
+{ return d->async >= 0 ? d->async : 1; }
+int upm_conf_write_timeout(const upm_dir_conf *d)
+{ return d->write_timeout >= 0 ? d->write_timeout : UPM_DEFAULT_WRITE_TIMEOUT; }
+int upm_conf_max_per_user(const upm_dir_conf *d)
+{ return d->max_per_user >= 0 ? d->max_per_user : UPM_DEFAULT_MAX_PER_USER; }
 int upm_conf_leeway(const upm_dir_conf *d)
 { return d->leeway >= 0 ? d->leeway : UPM_DEFAULT_LEEWAY; }
 const char *upm_conf_user_claim(const upm_dir_conf *d)
@@ -89,6 +116,15 @@ const char *upm_conf_scope_claim(const upm_dir_conf *d)
 { return d->scope_claim ? d->scope_claim : "scope"; }
 const char *upm_conf_grant_claim(const upm_dir_conf *d)
 { return d->grant_claim ? d->grant_claim : "upl"; }
+
+int upm_conf_track(const upm_dir_conf *d)
+{ return d->track >= 0 ? d->track : UPM_TRACK_OFF; }
+int upm_conf_report(const upm_dir_conf *d)
+{ return d->report > 0; }
+int upm_conf_track_expire(const upm_dir_conf *d)
+{ return d->track_expire >= 0 ? d->track_expire : UPM_DEFAULT_TRACK_EXPIRE; }
+int upm_conf_track_slots(const upm_srv_conf *s)
+{ return s->track_slots ? s->track_slots : UPM_DEFAULT_TRACK_SLOTS; }
 
 static const char *parse_int(const char *arg, long min, long max, long *out,
                              const char *what, apr_pool_t *p)
@@ -196,11 +232,25 @@ static const char *set_dir_int(cmd_parms *cmd, void *dv, const char *arg)
         if (!(err = parse_int(arg, 0, 3600000, &v, cmd->cmd->name, cmd->pool)))
             d->retry_ms = (int)v;
         return err;
+    case 3:
+        if (!(err = parse_int(arg, 1, 86400, &v, cmd->cmd->name, cmd->pool)))
+            d->write_timeout = (int)v;
+        return err;
+    case 4:
+        if (!(err = parse_int(arg, 0, 1000000, &v, cmd->cmd->name, cmd->pool)))
+            d->max_per_user = (int)v;
+        return err;
     default:
         if (!(err = parse_int(arg, 0, 86400, &v, cmd->cmd->name, cmd->pool)))
             d->leeway = (int)v;
         return err;
     }
+}
+
+static const char *set_async(cmd_parms *cmd, void *dv, int on)
+{
+    ((upm_dir_conf *)dv)->async = on;
+    return NULL;
 }
 
 static const char *set_throttle(cmd_parms *cmd, void *dv, const char *arg)
@@ -225,11 +275,32 @@ static const char *set_dir_size(cmd_parms *cmd, void *dv, const char *arg)
         if (!(err = parse_size(arg, 256, 16 * 1024 * 1024, &v, cmd->cmd->name, cmd->pool)))
             d->max_event_size = v;
     }
+    else if ((int)(apr_uintptr_t)cmd->info == 2) {
+        if (!(err = parse_size(arg, 128, 16 * 1024 * 1024, &v, cmd->cmd->name, cmd->pool)))
+            d->ws_max_message = v;
+    }
     else {
         if (!(err = parse_size(arg, 4096, (apr_off_t)1 << 30, &v, cmd->cmd->name, cmd->pool)))
             d->send_queue = v;
     }
     return err;
+}
+
+static const char *add_origin(cmd_parms *cmd, void *dv, const char *arg)
+{
+    upm_dir_conf *d = dv;
+    const char *o = upm_ws_origin_normalize(cmd->pool, arg);
+    if (!o) {
+        return apr_psprintf(cmd->pool, "UploadProgressAllowOrigin: '%s' is not an origin: "
+                            "give scheme://host[:port] (host may start with '*.'), "
+                            "'null' or '*'", arg);
+    }
+    /* Each occurrence of the directive in one section adds to its list. */
+    if (!d->allow_origin) {
+        d->allow_origin = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(d->allow_origin, const char *) = o;
+    return NULL;
 }
 
 static const char *set_dir_str(cmd_parms *cmd, void *dv, const char *arg)
@@ -321,6 +392,90 @@ static const char *add_key(cmd_parms *cmd, void *dv, const char *alg,
     return NULL;
 }
 
+/* ---- upload tracking and the old module's directives ---------------- */
+
+static const char *set_track(cmd_parms *cmd, void *dv, const char *arg)
+{
+    upm_dir_conf *d = dv;
+    if (strcasecmp(arg, "on") == 0) {
+        d->track = UPM_TRACK_ON;
+    }
+    else if (strcasecmp(arg, "off") == 0) {
+        d->track = UPM_TRACK_OFF;
+    }
+    else if (strcasecmp(arg, "all") == 0) {
+        d->track = UPM_TRACK_ALL;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "UploadProgressTrack takes On, Off or All, not '%s'",
+                            arg);
+    }
+    return NULL;
+}
+
+/* TrackUploads On|Off: the old module's spelling of UploadProgressTrack. */
+static const char *set_track_flag(cmd_parms *cmd, void *dv, int on)
+{
+    ((upm_dir_conf *)dv)->track = on ? UPM_TRACK_ON : UPM_TRACK_OFF;
+    return NULL;
+}
+
+static const char *set_report_flag(cmd_parms *cmd, void *dv, int on)
+{
+    ((upm_dir_conf *)dv)->report = on ? 1 : 0;
+    return NULL;
+}
+
+static const char *set_track_expire(cmd_parms *cmd, void *dv, const char *arg)
+{
+    long v;
+    const char *err = parse_int(arg, 0, 86400, &v, cmd->cmd->name, cmd->pool);
+    if (!err) {
+        ((upm_dir_conf *)dv)->track_expire = (int)v;
+    }
+    return err;
+}
+
+static const char *set_track_slots(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    long v;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    if ((err = parse_int(arg, UPM_TRACK_MIN_SLOTS, UPM_TRACK_MAX_SLOTS, &v,
+                         "UploadProgressTrackSlots", cmd->pool))) {
+        return err;
+    }
+    srv(cmd)->track_slots = (int)v;
+    return NULL;
+}
+
+/* The old module sized its table in bytes; the same budget buys a number
+ * of our (larger) slots, at least the minimum. */
+static const char *set_track_shm_size(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    apr_off_t v;
+    apr_off_t slots;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    if ((err = parse_size(arg, 1, (apr_off_t)1 << 30, &v,
+                          "UploadProgressSharedMemorySize", cmd->pool))) {
+        return err;
+    }
+    slots = v / (apr_off_t)upm_track_slot_bytes();
+    if (slots < UPM_TRACK_MIN_SLOTS) {
+        slots = UPM_TRACK_MIN_SLOTS;
+    }
+    if (slots > UPM_TRACK_MAX_SLOTS) {
+        slots = UPM_TRACK_MAX_SLOTS;
+    }
+    srv(cmd)->track_slots = (int)slots;
+    return NULL;
+}
+
 #define DIR_STR(name, field, help) \
     AP_INIT_TAKE1(name, set_dir_str, (void *)APR_OFFSETOF(upm_dir_conf, field), \
                   OR_AUTHCFG | RSRC_CONF, help)
@@ -342,6 +497,20 @@ const command_rec upm_cmds[] = {
                   "Largest accepted event in bytes (default 64K)"),
     AP_INIT_TAKE1("UploadProgressSendQueue", set_dir_size, (void *)1, OR_ALL,
                   "Bytes queued for one connection before it is treated as slow (default 256K)"),
+    AP_INIT_TAKE1("UploadProgressWSMaxMessage", set_dir_size, (void *)2, OR_ALL,
+                  "Largest WebSocket message a client may send, in bytes (default 64K)"),
+    AP_INIT_ITERATE("UploadProgressAllowOrigin", add_origin, NULL, OR_AUTHCFG | RSRC_CONF,
+                    "Origins (scheme://host[:port], *.domain wildcards, null, or *) "
+                    "allowed to open WebSockets; default: the request's own host"),
+    AP_INIT_FLAG("UploadProgressAsync", set_async, NULL, OR_ALL,
+                 "On: streams are handed to the per-child reactor where the MPM can "
+                 "suspend them (default); Off: each stream keeps its worker thread"),
+    AP_INIT_TAKE1("UploadProgressWriteTimeout", set_dir_int, (void *)3, OR_ALL,
+                  "Seconds a stream's client may leave output unread before it is "
+                  "closed (default 30)"),
+    AP_INIT_TAKE1("UploadProgressMaxConnectionsPerUser", set_dir_int, (void *)4, OR_ALL,
+                  "Open streams one user may hold across the server (default 32, "
+                  "0 = no limit); more get 429"),
     AP_INIT_TAKE23("UploadProgressJWTKey", add_key, NULL, OR_AUTHCFG | RSRC_CONF,
                    "ALG SOURCE [KID]: a verification key; SOURCE is file:PATH, env:NAME or a path"),
     DIR_STR("UploadProgressJWTIssuer", issuer, "Required iss claim"),
@@ -357,5 +526,18 @@ const command_rec upm_cmds[] = {
             "Claim holding scopes such as progress:publish (default scope)"),
     DIR_STR("UploadProgressJWTGrantClaim", grant_claim,
             "Claim listing extra projects/jobs/sessions/files the user may watch (default upl)"),
+    AP_INIT_TAKE1("UploadProgressTrack", set_track, NULL, OR_ALL,
+                  "On: count request bodies carrying X-Progress-ID; All: every request "
+                  "body; Off (default)"),
+    AP_INIT_FLAG("TrackUploads", set_track_flag, NULL, OR_ALL,
+                 "Old module's directive: same as UploadProgressTrack On|Off"),
+    AP_INIT_FLAG("ReportUploads", set_report_flag, NULL, OR_ALL,
+                 "Old module's directive: answer here with the JSON progress report"),
+    AP_INIT_TAKE1("UploadProgressTrackExpire", set_track_expire, NULL, OR_ALL,
+                  "Seconds a finished upload's report stays readable (default 60)"),
+    AP_INIT_TAKE1("UploadProgressTrackSlots", set_track_slots, NULL, RSRC_CONF,
+                  "Uploads whose report is kept at once in shared memory (default 1024)"),
+    AP_INIT_TAKE1("UploadProgressSharedMemorySize", set_track_shm_size, NULL, RSRC_CONF,
+                  "Old module's directive: bytes of shared memory for upload reports"),
     { NULL }
 };

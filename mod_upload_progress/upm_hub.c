@@ -321,15 +321,16 @@ static void enqueue(upm_sub *sub, upm_frame *f)
 }
 
 int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
-                 upm_sub_state *state, const char **reason)
+                 apr_size_t max_bytes, upm_sub_state *state, const char **reason)
 {
     int n = 0;
+    apr_size_t bytes = 0;
 
     *state = UPM_SUB_OK;
     apr_thread_mutex_lock(hub.lock);
     for (;;) {
         apr_time_t now;
-        while (sub->qlen && n < max) {
+        while (sub->qlen && n < max && (n == 0 || bytes < max_bytes)) {
             upm_frame *f = sub->q[sub->qhead];
             sub->qhead = (sub->qhead + 1) % sub->qcap;
             sub->qlen--;
@@ -339,6 +340,7 @@ int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
                 continue;
             }
             out[n++] = f;
+            bytes += f->json_len;
         }
         if (sub->reset) {
             /* Frames queued before the reset were cleared with it; those
@@ -357,6 +359,64 @@ int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
             break;
         }
         apr_thread_cond_timedwait(sub->cond, hub.lock, until - now);
+    }
+    apr_thread_mutex_unlock(hub.lock);
+    return n;
+}
+
+int upm_sub_take_merged(upm_sub *const *subs, int nsubs, upm_frame **out, int max,
+                        upm_sub_state *state, const char **reason)
+{
+    int n = 0, i, closing = 0;
+
+    *state = UPM_SUB_OK;
+    apr_thread_mutex_lock(hub.lock);
+    while (n < max) {
+        upm_sub *best = NULL;
+        apr_uint64_t bseq = 0;
+        for (i = 0; i < nsubs; i++) {
+            upm_sub *s = subs[i];
+            while (s->qlen && s->q[s->qhead]->seq <= s->skip_upto) {
+                upm_frame *f = s->q[s->qhead];   /* already sent by a replay */
+                s->qhead = (s->qhead + 1) % s->qcap;
+                s->qlen--;
+                s->qbytes -= f->json_len;
+                upm_frame_unref(f);
+            }
+            if (s->qlen && (!best || s->q[s->qhead]->seq < bseq)) {
+                best = s;
+                bseq = s->q[s->qhead]->seq;
+            }
+        }
+        if (!best) {
+            break;
+        }
+        for (i = 0; i < nsubs; i++) {
+            upm_sub *s = subs[i];
+            if (s->qlen && s->q[s->qhead]->seq == bseq) {
+                upm_frame *f = s->q[s->qhead];
+                s->qhead = (s->qhead + 1) % s->qcap;
+                s->qlen--;
+                s->qbytes -= f->json_len;
+                if (s == best) {
+                    out[n++] = f;
+                }
+                else {
+                    upm_frame_unref(f);         /* the same message again */
+                }
+            }
+        }
+    }
+    for (i = 0; i < nsubs; i++) {
+        if (subs[i]->reset) {
+            subs[i]->reset = 0;
+            *state = UPM_SUB_RESET;
+            *reason = subs[i]->reset_reason;
+        }
+        closing |= subs[i]->closing;
+    }
+    if (*state == UPM_SUB_OK && closing) {
+        *state = UPM_SUB_CLOSING;
     }
     apr_thread_mutex_unlock(hub.lock);
     return n;
@@ -438,9 +498,8 @@ static void *APR_THREAD_FUNC follow(apr_thread_t *thd, void *data)
     apr_uint64_t cursor, last, oldest;
     apr_uint64_t epoch = upm_bus_epoch();
 
-    apr_pool_create(&bp, hub.pool);
-    apr_pool_tag(bp, "upm_follow");
-    msgs = apr_palloc(hub.pool, sizeof(upm_msg) * UPM_FOLLOW_BATCH);
+    bp = data;
+    msgs = apr_palloc(bp, sizeof(upm_msg) * UPM_FOLLOW_BATCH);
     upm_bus_state(&cursor, &oldest);
 
     while (!hub.stop) {
@@ -466,6 +525,7 @@ static void *APR_THREAD_FUNC follow(apr_thread_t *thd, void *data)
             cursor = last;
         }
         apr_pool_clear(bp);
+        msgs = apr_palloc(bp, sizeof(upm_msg) * UPM_FOLLOW_BATCH);
         if (ap_mpm_query(AP_MPMQ_MPM_STATE, &state) == APR_SUCCESS
             && state == AP_MPMQ_STOPPING) {
             upm_hub_close_all();
@@ -474,7 +534,6 @@ static void *APR_THREAD_FUNC follow(apr_thread_t *thd, void *data)
             upm_bus_wait(seen, apr_time_from_sec(1));
         }
     }
-    apr_pool_destroy(bp);
     apr_thread_exit(thd, APR_SUCCESS);
     return NULL;
 }
@@ -496,6 +555,7 @@ void upm_hub_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
     apr_threadattr_t *ta;
+    apr_pool_t *bp;
 
     hub.pool = pchild;
     hub.s = s;
@@ -508,14 +568,18 @@ void upm_hub_child_init(apr_pool_t *pchild, server_rec *s)
     }
     apr_threadattr_create(&ta, pchild);
     apr_threadattr_stacksize_set(ta, 256 * 1024);
-    rv = apr_thread_create(&hub.follower, ta, follow, NULL, pchild);
+    /* The follower's scratch pool is made here: sub-pools of pchild are
+     * not to be created from another thread while workers create theirs. */
+    apr_pool_create(&bp, pchild);
+    apr_pool_tag(bp, "upm_follow");
+    rv = apr_thread_create(&hub.follower, ta, follow, bp, pchild);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(13023)
                      "cannot start the ring follower thread");
         hub.follower = NULL;
         return;
     }
-    /* Registered after the thread exists so it runs before pchild's
-     * sub-pools (the thread's) go away. */
-    apr_pool_cleanup_register(pchild, NULL, hub_child_cleanup, apr_pool_cleanup_null);
+    /* A pre-cleanup: it must stop the thread before pchild's sub-pools
+     * (the thread's scratch pool among them) are destroyed. */
+    apr_pool_pre_cleanup_register(pchild, NULL, hub_child_cleanup);
 }

@@ -3,6 +3,7 @@
 #include "upm_auth.h"
 #include "upm_bus.h"
 #include "upm_config.h"
+#include "upm_emit.h"
 #include "upm_event.h"
 #include "upm_jwt.h"
 #include "upm_msg.h"
@@ -12,13 +13,13 @@
 #include "http_core.h"
 #include "http_log.h"
 #include "http_protocol.h"
+#include "http_request.h"
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <jansson.h>
 
 APLOG_USE_MODULE(upload_progress);
 
-#define UPM_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 #define UPM_PUBLISH_SCOPE "progress:publish"
 #define UPM_MAX_BATCH 1000
 
@@ -58,7 +59,9 @@ int upm_json_error(request_rec *r, int status, const char *code,
         ap_rputs("\n", r);
         free(body);
     }
-    upm_stats_add(UPM_ST_EVENTS_REJECTED, 1);
+    if (r->handler && strcmp(r->handler, "upload-progress-publish") == 0) {
+        upm_stats_add(UPM_ST_EVENTS_REJECTED, 1);
+    }
     return OK;
 }
 
@@ -124,21 +127,6 @@ static int read_body(request_rec *r, apr_off_t limit, char **out, apr_size_t *le
     return OK;
 }
 
-static double message_percent(json_t *msg)
-{
-    json_t *v = json_object_get(msg, "progress");
-    if (!json_is_number(v)) {
-        v = json_object_get(msg, "progressPercent");
-    }
-    return json_is_number(v) ? json_number_value(v) : -1.0;
-}
-
-static const char *field_str(json_t *msg, const char *name)
-{
-    const char *s = json_string_value(json_object_get(msg, name));
-    return s ? s : "";
-}
-
 int upm_publish_handler(request_rec *r)
 {
     upm_dir_conf *d;
@@ -160,7 +148,7 @@ int upm_publish_handler(request_rec *r)
         return DECLINED;
     }
     if (r->method_number != M_POST) {
-        r->allowed = AP_METHOD_BIT << M_POST;
+        ap_allow_methods(r, REPLACE_ALLOW, "POST", NULL);
         return HTTP_METHOD_NOT_ALLOWED;
     }
     d = ap_get_module_config(r->per_dir_config, &upload_progress_module);
@@ -234,7 +222,6 @@ int upm_publish_handler(request_rec *r)
         const char *owner = NULL, *err = NULL;
         upm_event_status st;
         upm_msg *m;
-        int f;
 
         st = upm_event_normalize(r->pool, ev, sc->event_map, NULL, now, &msg, &owner, &err);
         if (st != UPM_EV_OK) {
@@ -246,30 +233,18 @@ int upm_publish_handler(request_rec *r)
                           "publish refused: event %d: %s", (int)i, err);
             return upm_json_error(r, HTTP_UNPROCESSABLE_ENTITY, codes[st], err, (int)i);
         }
-        text = json_dumps(msg, UPM_DUMP_FLAGS);
-        if (!text || (apr_off_t)strlen(text) > max_event) {
-            json_decref(msg);
+        m = msgs[i] = upm_emit_make(r->pool, msg, owner, now);
+        json_decref(msg);
+        if (!m || (apr_off_t)m->json_len > max_event) {
             json_decref(root);
-            free(text);
             return upm_json_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "too_large",
                                   apr_psprintf(r->pool, "the event is larger than %"
                                                APR_OFF_T_FMT " bytes", max_event), (int)i);
         }
-        m = msgs[i] = apr_pcalloc(r->pool, sizeof(upm_msg));
-        m->published = now;
-        m->percent = message_percent(msg);
-        for (f = 0; f < UPM_F__COUNT; f++) {
-            m->f[f] = apr_pstrdup(r->pool, field_str(msg, upm_msg_field_name(f)));
-        }
-        m->f[UPM_F_OWNER] = owner;
-        m->json_len = strlen(text);
-        m->json = apr_pstrmemdup(r->pool, text, m->json_len);
-        free(text);
-        json_decref(msg);
     }
     json_decref(root);
 
-    rv = upm_bus_publish(r->pool, msgs, (int)count, seqs);
+    rv = upm_emit_publish(r->pool, msgs, (int)count, seqs);
     if (rv == APR_ENOSPC) {
         return upm_json_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "too_large",
                               "an event is larger than the replay ring's largest "
@@ -283,6 +258,7 @@ int upm_publish_handler(request_rec *r)
                               "the event ring is not available", -1);
     }
 
+    upm_stats_add(UPM_ST_EVENTS_PUBLISHED, (apr_uint64_t)count);
     ids = json_array();
     for (i = 0; i < count; i++) {
         json_array_append_new(ids, json_string(upm_id_format(r->pool, upm_bus_epoch(),

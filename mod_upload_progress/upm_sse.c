@@ -5,128 +5,281 @@
 #include "upm_config.h"
 #include "upm_event.h"
 #include "upm_hub.h"
+#include "upm_reactor.h"
 #include "upm_sse_fmt.h"
 #include "upm_stats.h"
+#include "upm_stream.h"
 
 #include "http_config.h"
 #include "http_core.h"
 #include "http_log.h"
 #include "http_protocol.h"
+#include "http_request.h"
 #include "util_script.h"
 #include <apr_strings.h>
 
 APLOG_USE_MODULE(upload_progress);
 
 #define UPM_TAKE_MAX   64
-#define UPM_REPLAY_BATCH 256
 
-/* Scope names as they appear in queries, captures and messages. */
-static const struct { int field; const char *name; const char *env; const char *grant; }
-scopes[] = {
-    { UPM_F_JOB,     "jobId",     "MATCH_JOBID",     "jobs" },
-    { UPM_F_SESSION, "sessionId", "MATCH_SESSIONID", "sessions" },
-    { UPM_F_PROJECT, "projectId", "MATCH_PROJECTID", "projects" },
-    { UPM_F_FILE,    "fileId",    "MATCH_FILEID",    "files" },
-    { UPM_F_PHOTO,   "photoId",   "MATCH_PHOTOID",   NULL },
-};
-
-typedef struct {
+/* One SSE stream, served either by its worker (blocking writes, waiting
+ * in the hub) or by the reactor (non-blocking writes, woken by the hub). */
+typedef struct sse_stream {
     request_rec *r;
+    upm_sub *sub;
+    upm_rconn *rc;              /* NULL: the worker holds the stream */
+    long retry_ms;
+    apr_interval_time_t beat;
+    apr_time_t next_beat;
+    apr_time_t expires;
     int failed;
-    apr_uint64_t delivered;
-} sse_out;
+    int counted;                /* holds a place in the per-user count */
+    upm_conn_mode mode;         /* for the connection gauges */
+} sse_stream;
 
-static void out_flush(sse_out *o)
+static void out_raw(sse_stream *st, const char *s, apr_size_t len)
 {
-    if (!o->failed && (ap_rflush(o->r) < 0 || o->r->connection->aborted)) {
-        o->failed = 1;
+    if (st->rc) {
+        upm_reactor_buffer(st->rc, s, len);
+    }
+    else if (!st->failed && ap_rwrite(s, (int)len, st->r) < 0) {
+        st->failed = 1;
     }
 }
 
-static void out_frame(sse_out *o, const upm_frame *f)
+/* Worker mode: push everything out now.  Reactor mode: write what the
+ * socket takes; 1 when output is still waiting, -1 when the stream died. */
+static int out_flush(sse_stream *st)
 {
-    if (!o->failed && ap_rvputs(o->r, "id: ", f->id, "\nevent: ", f->type, "\ndata: ",
-                                NULL) < 0) {
-        o->failed = 1;
+    if (st->rc) {
+        return upm_reactor_flush(st->rc);
     }
-    if (!o->failed && (ap_rwrite(f->json, (int)f->json_len, o->r) < 0
-                       || ap_rputs("\n\n", o->r) < 0)) {
-        o->failed = 1;
+    if (!st->failed && (ap_rflush(st->r) < 0 || st->r->connection->aborted)) {
+        st->failed = 1;
     }
-    o->delivered++;
+    return st->failed ? -1 : 0;
 }
 
-static void out_reset(sse_out *o, const char *reason)
+/* Counted as it is written, so the status figures are live.  live: taken
+ * from the hub as it happened, so its age is delivery latency; a replayed
+ * frame's age is only how long the client was away. */
+static void out_frame(sse_stream *st, const upm_frame *f, int live)
 {
-    apr_uint64_t last, oldest;
+    out_raw(st, "id: ", 4);
+    out_raw(st, f->id, strlen(f->id));
+    out_raw(st, "\nevent: ", 8);
+    out_raw(st, f->type, strlen(f->type));
+    out_raw(st, "\ndata: ", 7);
+    out_raw(st, f->json, f->json_len);
+    out_raw(st, "\n\n", 2);
+    if (!st->failed) {
+        upm_stats_delivered(1, live ? apr_time_now() - f->published : -1);
+    }
+}
+
+static void out_reset(sse_stream *st, const char *reason)
+{
     const char *id;
-    json_t *j;
-    char *data;
-    apr_size_t len;
-    char *frame;
+    apr_uint64_t seq;
+    apr_size_t dlen, len;
+    char *data = upm_stream_reset_json(st->r->pool, reason, &id, &seq, &dlen);
+    char *frame = upm_sse_frame(st->r->pool, id, "reset", data, dlen, &len);
 
-    upm_bus_state(&last, &oldest);
-    /* The reset carries the current id: a client that reconnects with it
-     * resumes from here instead of being reset again. */
-    id = upm_id_format(o->r->pool, upm_bus_epoch(), last);
-    j = json_pack("{s:s,s:s,s:s,s:s}", "type", "reset", "id", id, "reason", reason,
-                  "timestamp", upm_iso8601(o->r->pool, apr_time_now()));
-    data = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    frame = upm_sse_frame(o->r->pool, id, "reset", data, strlen(data), &len);
-    free(data);
-    if (!o->failed && ap_rwrite(frame, (int)len, o->r) < 0) {
-        o->failed = 1;
-    }
+    out_raw(st, frame, len);
     upm_stats_add(UPM_ST_RESETS_SENT, 1);
 }
 
-static void out_raw(sse_out *o, const char *s, apr_size_t len)
+static void out_retry_jitter(sse_stream *st)
 {
-    if (!o->failed && ap_rwrite(s, (int)len, o->r) < 0) {
-        o->failed = 1;
+    apr_size_t len;
+    /* Spread the reconnects of a stopping child over a few seconds. */
+    const char *s = upm_sse_retry(st->r->pool, st->retry_ms
+                                  + (long)(apr_time_now() % 2000), &len);
+    out_raw(st, s, len);
+}
+
+static void out_token_expired(sse_stream *st)
+{
+    apr_size_t len;
+    const char *s = upm_sse_frame(st->r->pool, NULL, "token_expired",
+                                  "{\"type\":\"token_expired\"}", 24, &len);
+    out_raw(st, s, len);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, st->r, APLOGNO(13042)
+                  "token of user %s expired: stream closed", st->r->user);
+}
+
+static int emit_frame(void *baton, upm_frame *f)
+{
+    sse_stream *st = baton;
+    out_frame(st, f, 0);
+    return st->failed;
+}
+
+static void finish(sse_stream *st)
+{
+    if (st->counted) {
+        upm_bus_user_release(st->r->user);
+        st->counted = 0;
+    }
+    if (st->sub) {
+        upm_hub_remove(st->sub);
+        st->sub = NULL;
+        upm_stats_conn(UPM_TR_SSE, st->mode, -1);
+        upm_stats_add(UPM_ST_SSE_CLOSED, 1);
     }
 }
 
-/* Sends what the ring holds for this subscriber after `after`, up to the
- * ring's end at the time; returns that end. */
-static apr_uint64_t replay(sse_out *o, upm_sub *sub, apr_uint64_t after)
-{
-    apr_pool_t *bp;
-    upm_msg *msgs;
-    apr_uint64_t cursor = after, last = after, oldest;
-    apr_uint64_t epoch = upm_bus_epoch();
+/* ---- reactor mode ---------------------------------------------------- */
 
-    apr_pool_create(&bp, o->r->pool);
-    msgs = apr_palloc(o->r->pool, sizeof(upm_msg) * UPM_REPLAY_BATCH);
-    for (;;) {
-        int n = upm_bus_read(bp, cursor, UPM_REPLAY_BATCH, msgs, &last, &oldest);
-        int i;
-        for (i = 0; i < n && !o->failed; i++) {
-            if (upm_sub_matches(sub, &msgs[i])) {
-                upm_frame *f = upm_frame_make(&msgs[i], epoch);
-                if (f && upm_sub_throttle_pass(sub, f)) {
-                    out_frame(o, f);
-                    upm_stats_add(UPM_ST_REPLAYED, 1);
-                }
-                upm_frame_unref(f);
-            }
+#define UPM_PUMP_BYTES (32 * 1024)
+
+static void reschedule(sse_stream *st)
+{
+    apr_time_t when = st->next_beat;
+    if (st->expires && (!when || st->expires < when)) {
+        when = st->expires;
+    }
+    if (st->rc->blocked_since) {
+        apr_time_t wt = st->rc->blocked_since + st->rc->write_timeout;
+        if (!when || wt < when) {
+            when = wt;
         }
-        apr_pool_clear(bp);
-        if (n < UPM_REPLAY_BATCH || o->failed) {
+    }
+    upm_reactor_set_deadline(st->rc, when);
+}
+
+static void sse_pump(upm_rconn *rc)
+{
+    sse_stream *st = rc->ctx;
+    upm_frame *frames[UPM_TAKE_MAX];
+
+    /* While the socket has not taken the last batch, messages wait in the
+     * hub queue, where slow consumers are coalesced and bounded. */
+    while (!rc->blocked_since) {
+        upm_sub_state state;
+        const char *reason = NULL;
+        int n, i;
+
+        n = upm_sub_take(st->sub, 0, frames, UPM_TAKE_MAX, UPM_PUMP_BYTES, &state,
+                         &reason);
+        if (state == UPM_SUB_RESET) {
+            out_reset(st, reason);
+        }
+        for (i = 0; i < n; i++) {
+            out_frame(st, frames[i], 1);
+            upm_frame_unref(frames[i]);
+        }
+        if (state == UPM_SUB_CLOSING) {
+            out_retry_jitter(st);
+            upm_reactor_close(rc, "server stopping");
+            return;
+        }
+        if (!n && state == UPM_SUB_OK) {
             break;
         }
-        cursor = msgs[n - 1].seq;
+        if (out_flush(st) < 0) {
+            return;                     /* closed */
+        }
     }
-    apr_pool_destroy(bp);
-    return last;
+    reschedule(st);
 }
 
-static const char *scope_value(request_rec *r, apr_table_t *q, const char *name,
-                               const char *env)
+static void sse_readable(upm_rconn *rc)
 {
-    const char *v = apr_table_get(r->subprocess_env, env);
-    return (v && *v) ? v : apr_table_get(q, name);
+    char buf[256];
+    apr_size_t len = sizeof(buf);
+    /* A stream's client sends nothing after its request: this is the
+     * close (or data we discard). */
+    apr_status_t rv = apr_socket_recv(rc->sock, buf, &len);
+    if (APR_STATUS_IS_EOF(rv) || (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv))
+        || (rv == APR_SUCCESS && len == 0)) {
+        upm_reactor_close(rc, "client closed");
+    }
+}
+
+static void sse_timer(upm_rconn *rc, apr_time_t now)
+{
+    sse_stream *st = rc->ctx;
+
+    if (st->expires && now >= st->expires) {
+        out_token_expired(st);
+        upm_reactor_close(rc, "token expired");
+        return;
+    }
+    if (rc->blocked_since && now - rc->blocked_since >= rc->write_timeout) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, st->r, APLOGNO(13043)
+                      "closing the stream of user %s: the client has not read "
+                      "for %" APR_TIME_T_FMT " s (UploadProgressWriteTimeout)",
+                      st->r->user, apr_time_sec(now - rc->blocked_since));
+        upm_stats_add(UPM_ST_SLOW_CLOSED, 1);
+        upm_reactor_close(rc, "slow consumer");
+        return;
+    }
+    if (st->next_beat && now >= st->next_beat) {
+        st->next_beat = now + st->beat;
+        if (!rc->blocked_since) {
+            out_raw(st, ": heartbeat\n\n", 13);
+            if (out_flush(st) < 0) {
+                return;
+            }
+        }
+    }
+    reschedule(st);
+}
+
+static void sse_closed(upm_rconn *rc, const char *reason)
+{
+    finish(rc->ctx);
+}
+
+static const upm_rconn_ops sse_ops = { sse_pump, sse_readable, sse_timer, sse_closed };
+
+/* ---- worker mode ----------------------------------------------------- */
+
+static void serve_on_worker(sse_stream *st)
+{
+    upm_frame *frames[UPM_TAKE_MAX];
+
+    while (!st->failed) {
+        apr_time_t until = apr_time_now() + apr_time_from_sec(3600), now;
+        upm_sub_state state;
+        const char *reason = NULL;
+        int n, i;
+
+        if (st->next_beat && st->next_beat < until) {
+            until = st->next_beat;
+        }
+        if (st->expires && st->expires < until) {
+            until = st->expires;
+        }
+        n = upm_sub_take(st->sub, until, frames, UPM_TAKE_MAX, APR_SIZE_MAX, &state,
+                         &reason);
+        if (state == UPM_SUB_RESET) {
+            out_reset(st, reason);
+        }
+        for (i = 0; i < n; i++) {
+            out_frame(st, frames[i], 1);
+            upm_frame_unref(frames[i]);
+        }
+        now = apr_time_now();
+        if (state == UPM_SUB_CLOSING) {
+            out_retry_jitter(st);
+            out_flush(st);
+            st->r->connection->keepalive = AP_CONN_CLOSE;
+            break;
+        }
+        if (st->expires && now >= st->expires) {
+            out_token_expired(st);
+            out_flush(st);
+            st->r->connection->keepalive = AP_CONN_CLOSE;
+            break;
+        }
+        if (st->next_beat && now >= st->next_beat) {
+            out_raw(st, ": heartbeat\n\n", 13);
+            st->next_beat = now + st->beat;
+        }
+        out_flush(st);
+    }
 }
 
 int upm_sse_handler(request_rec *r)
@@ -134,22 +287,16 @@ int upm_sse_handler(request_rec *r)
     upm_dir_conf *d;
     upm_auth_info *ai;
     upm_sub_spec spec;
-    upm_sub *sub;
     apr_table_t *q = NULL;
-    const char *resume, *s;
-    sse_out o;
+    const char *resume, *s, *start_id = NULL;
+    sse_stream *st;
     apr_size_t len;
-    apr_time_t next_beat, expires = 0;
-    apr_uint64_t start = 0, oldest;
-    apr_interval_time_t beat;
-    upm_frame *frames[UPM_TAKE_MAX];
-    unsigned i;
 
     if (!r->handler || strcmp(r->handler, "upload-progress-sse") != 0) {
         return DECLINED;
     }
     if (r->method_number != M_GET) {
-        r->allowed = AP_METHOD_BIT << M_GET;
+        ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL);
         return HTTP_METHOD_NOT_ALLOWED;
     }
     if (!r->user || !*r->user) {
@@ -167,27 +314,30 @@ int upm_sse_handler(request_rec *r)
     spec.via = UPM_F_OWNER;
     spec.throttle_step = upm_conf_throttle(d);
     spec.max_queue_bytes = (apr_size_t)upm_conf_send_queue(d);
-    for (i = 0; i < sizeof(scopes) / sizeof(scopes[0]); i++) {
-        const char *v = scope_value(r, q, scopes[i].name, scopes[i].env);
-        if (!v) {
-            continue;
-        }
-        if (!upm_valid_id(v)) {
-            return upm_json_error(r, HTTP_BAD_REQUEST, "bad_scope",
-                                  apr_psprintf(r->pool, "%s must be 1 to 128 of "
-                                               "A-Z a-z 0-9 . _ : @ -", scopes[i].name), -1);
-        }
-        spec.scope[scopes[i].field] = v;
-        /* A grant widens what the user may watch only for the id it names,
-         * and only when the stream asks for exactly that id. */
-        if (spec.via == UPM_F_OWNER && scopes[i].grant
-            && upm_auth_grants(r, ai, scopes[i].grant, v)) {
-            spec.via = scopes[i].field;
-        }
+    if ((s = upm_stream_request_scope(r, q, ai, &spec)) != NULL) {
+        return upm_json_error(r, HTTP_BAD_REQUEST, "bad_scope",
+                              apr_psprintf(r->pool, "%s must be 1 to 128 of "
+                                           "A-Z a-z 0-9 . _ : @ -", s), -1);
     }
     resume = apr_table_get(r->headers_in, "Last-Event-ID");
     if (!resume || !*resume) {
         resume = apr_table_get(q, "lastEventId");
+    }
+
+    st = apr_pcalloc(r->pool, sizeof(*st));
+    st->r = r;
+    if (upm_conf_max_per_user(d)) {
+        int got = upm_bus_user_acquire(r->user, (apr_uint32_t)upm_conf_max_per_user(d));
+        if (got == 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13044)
+                          "user %s already holds %d streams "
+                          "(UploadProgressMaxConnectionsPerUser)", r->user,
+                          upm_conf_max_per_user(d));
+            apr_table_setn(r->err_headers_out, "Retry-After", "5");
+            return upm_json_error(r, HTTP_TOO_MANY_REQUESTS, "too_many_connections",
+                                  "this user holds the most streams allowed", -1);
+        }
+        st->counted = got == 1;
     }
 
     ap_set_content_type(r, "text/event-stream; charset=utf-8");
@@ -197,100 +347,68 @@ int upm_sse_handler(request_rec *r)
     apr_table_setn(r->subprocess_env, "no-gzip", "1");
     apr_table_unset(r->headers_in, "Accept-Encoding");
 
+    st->retry_ms = upm_conf_retry_ms(d);
+    if (upm_reactor_usable(r, upm_conf_async(d))) {
+        st->rc = upm_reactor_prepare(r, &sse_ops, st,
+                                     apr_time_from_sec(upm_conf_write_timeout(d)));
+        spec.notify = upm_reactor_notify;
+        spec.baton = st->rc;
+    }
     if (!resume || !*resume) {
         /* Where the stream starts, taken before the subscriber exists:
          * whatever is published from here on reaches the client either
-         * live or by the replay below. */
+         * live or by the replay from here below. */
+        apr_uint64_t start, oldest;
         upm_bus_state(&start, &oldest);
+        start_id = upm_id_format(r->pool, upm_bus_epoch(), start);
     }
-    sub = upm_hub_add(r->pool, &spec);
+    st->sub = upm_hub_add(r->pool, &spec);
     upm_stats_add(UPM_ST_SSE_OPENED, 1);
-    memset(&o, 0, sizeof(o));
-    o.r = r;
-    s = upm_sse_retry(r->pool, upm_conf_retry_ms(d), &len);
-    out_raw(&o, s, len);
+    st->mode = st->rc ? UPM_MODE_ASYNC : UPM_MODE_WORKER;
+    upm_stats_conn(UPM_TR_SSE, st->mode, 1);
 
-    if (!resume || !*resume) {
-        /* An id without data sets the client's last event id without an
-         * event (WHATWG SSE): a client dropped before its first message
-         * resumes from here instead of losing what was published while
-         * it reconnected. */
-        out_raw(&o, "id: ", 4);
-        s = upm_id_format(r->pool, upm_bus_epoch(), start);
-        out_raw(&o, s, strlen(s));
-        out_raw(&o, "\n\n", 2);
-        upm_sub_skip_upto(sub, replay(&o, sub, start));
-    }
-    else {
-        apr_uint64_t seq = 0, upto;
-        upm_resume_status st = upm_bus_resume_check(resume, &seq);
-        if (st == UPM_RESUME_OK) {
-            upto = replay(&o, sub, seq);
+    /* The greeting and the replay go out from this worker, blocking, before
+     * the stream is handed over. */
+    {
+        upm_rconn *rc = st->rc;
+        st->rc = NULL;
+        s = upm_sse_retry(r->pool, st->retry_ms, &len);
+        out_raw(st, s, len);
+        if (start_id) {
+            /* An id without data sets the client's last event id without
+             * an event (WHATWG HTML, 9.2.6): a client dropped before its
+             * first message resumes from here instead of losing what was
+             * published while it reconnected. */
+            s = apr_pstrcat(r->pool, "id: ", start_id, "\n\n", NULL);
+            out_raw(st, s, strlen(s));
+            upm_stream_resume(r->pool, &st->sub, 1, start_id, emit_frame, st);
         }
-        else {
-            upm_bus_state(&upto, &oldest);
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13041)
-                          "cannot resume user %s from %s: %s", r->user, resume,
-                          upm_resume_reason(st));
-            out_reset(&o, upm_resume_reason(st));
+        else if (resume && *resume) {
+            const char *reason = upm_stream_resume(r->pool, &st->sub, 1, resume,
+                                                   emit_frame, st);
+            if (reason) {
+                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13041)
+                              "cannot resume user %s from %s: %s", r->user, resume, reason);
+                out_reset(st, reason);
+            }
         }
-        upm_sub_skip_upto(sub, upto);
+        out_flush(st);
+        st->rc = rc;
     }
-    out_flush(&o);
 
-    beat = apr_time_from_sec(upm_conf_heartbeat(d));
-    next_beat = beat ? apr_time_now() + beat : 0;
+    st->beat = apr_time_from_sec(upm_conf_heartbeat(d));
+    st->next_beat = st->beat ? apr_time_now() + st->beat : 0;
     if (ai && ai->exp) {
-        expires = apr_time_from_sec(ai->exp);
+        st->expires = apr_time_from_sec(ai->exp);
     }
-    while (!o.failed) {
-        apr_time_t until = apr_time_now() + apr_time_from_sec(3600), now;
-        upm_sub_state state;
-        const char *reason = NULL;
-        int n;
-
-        if (next_beat && next_beat < until) {
-            until = next_beat;
-        }
-        if (expires && expires < until) {
-            until = expires;
-        }
-        n = upm_sub_take(sub, until, frames, UPM_TAKE_MAX, &state, &reason);
-        if (state == UPM_SUB_RESET) {
-            out_reset(&o, reason);
-        }
-        for (i = 0; i < (unsigned)n; i++) {
-            out_frame(&o, frames[i]);
-            upm_frame_unref(frames[i]);
-        }
-        now = apr_time_now();
-        if (state == UPM_SUB_CLOSING) {
-            /* Spread the reconnects of a stopping child over a few seconds. */
-            s = upm_sse_retry(r->pool, upm_conf_retry_ms(d)
-                              + (long)(apr_time_now() % 2000), &len);
-            out_raw(&o, s, len);
-            out_flush(&o);
-            r->connection->keepalive = AP_CONN_CLOSE;
-            break;
-        }
-        if (expires && now >= expires) {
-            s = upm_sse_frame(r->pool, NULL, "token_expired",
-                              "{\"type\":\"token_expired\"}", 24, &len);
-            out_raw(&o, s, len);
-            out_flush(&o);
-            r->connection->keepalive = AP_CONN_CLOSE;
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13042)
-                          "token of user %s expired: stream closed", r->user);
-            break;
-        }
-        if (next_beat && now >= next_beat) {
-            out_raw(&o, ": heartbeat\n\n", 13);
-            next_beat = now + beat;
-        }
-        out_flush(&o);
+    if (st->failed) {
+        finish(st);
+        return OK;
     }
-    upm_hub_remove(sub);
-    upm_stats_add(UPM_ST_DELIVERED, o.delivered);
-    upm_stats_add(UPM_ST_SSE_CLOSED, 1);
+    if (st->rc) {
+        return upm_reactor_suspend(st->rc);
+    }
+    serve_on_worker(st);
+    finish(st);
     return OK;
 }

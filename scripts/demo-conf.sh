@@ -47,7 +47,9 @@ subst() {
         -e "s|@MODDIR@|$(apxs -q LIBEXECDIR)|g" -e "s|@MODULE@|$MODULE|g" \
         -e "s|@CONFDIR@|$RUN/conf|g" -e "s|@REDIS_PORT@|$REDIS_PORT|g"
 }
-subst < "$TOP/conf/upload-progress-endpoints.conf" > "$RUN/conf/upload-progress-endpoints.conf"
+for f in upload-progress-endpoints.conf upload-progress-websocket.conf; do
+    subst < "$TOP/conf/$f" > "$RUN/conf/$f"
+done
 EXTRA=""
 n=0
 for f in "$@"; do

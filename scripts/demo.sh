@@ -90,6 +90,9 @@ Demo token for user "demo-user" (valid 24 h):
 Listen from a terminal (Server-Sent Events):
   curl -N -H "Authorization: Bearer $TOKEN" http://127.0.0.1:$PORT/api/upload/sessions/notifications/stream
 
+Listen (WebSocket; any client, e.g. websocat or a browser console):
+  ws://127.0.0.1:$PORT/ws/upload-progress?token=$TOKEN
+
 Publish (from another terminal):
   curl -X POST -H 'Content-Type: application/json' http://127.0.0.1:$PORT/publish \\
        -d '{"event":"PhotoUploadProgressed","userId":"demo-user","photoId":"ph-1","bytesUploaded":455,"totalBytes":1000}'

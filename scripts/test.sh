@@ -1,21 +1,39 @@
 #!/bin/sh
 # Runs every test: installs what is missing, builds, runs the C unit tests
-# (make check), the Apache::Test suite against a real httpd with the module
-# just built, then the browser client's tests (node --test, each starting
-# its own httpd) and the demo page in headless Chromium.  Run as root, or as
-# a user who may sudo apt-get.  Ports: UPM_TEST_PORT (8660) and
-# UPM_E2E_PORT (8662).
+# (make check), fuzzes the WebSocket parsers for a bounded time
+# (FUZZ_SECONDS per harness, default 60; 0 skips), runs the Apache::Test
+# suite against a real httpd with the module just built, twice: streams on
+# the event-MPM reactor (the default), then with UploadProgressAsync Off
+# (each stream on its worker thread); then the browser client's and React
+# hooks' tests (node --test, each file starting its own httpd) and the demo
+# page in headless Chromium.  Run as root, or as a user who may sudo
+# apt-get.  Ports of the node tests: UPM_TEST_PORT (8660), UPM_REACT_PORT
+# (8661), UPM_E2E_PORT (8662).
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh
 make -s check
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+[ "$FUZZ_SECONDS" -gt 0 ] && scripts/fuzz.sh "$FUZZ_SECONDS"
 APXS=$(command -v apxs)
 HTTPD="$($APXS -q SBINDIR)/$($APXS -q PROGNAME)"
-# Start from generated files of no earlier run.
-[ -x t/TEST ] && t/TEST -clean >/dev/null 2>&1 || true
-perl t/TEST.PL -apxs "$APXS" -httpd "$HTTPD" "$@"
+run_suite() {
+    # Apache::Test keeps its options between runs: start from scratch.
+    [ -x t/TEST ] && t/TEST -clean >/dev/null 2>&1 || true
+    perl t/TEST.PL -apxs "$APXS" -httpd "$HTTPD" "$@"
+}
+if [ $# -gt 0 ]; then
+    run_suite "$@"
+    exit
+fi
+echo "== Apache::Test suite, streams on the reactor"
+run_suite
+echo "== Apache::Test suite, UploadProgressAsync Off"
+# t/reactor.t asserts that streams do not hold workers: not this mode's.
+run_suite -defines UPM_SYNC $(ls t/*.t | grep -v '^t/reactor\.t$')
 
-# Client, React hooks and demo: npm devDependencies from the lockfile.
+echo "== Browser client, React hooks and the demo in Chromium"
+# npm devDependencies from the lockfile; the client itself has none.
 (cd clients && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 (cd clients && node --test --test-concurrency=1 js/test/ react/test/ demo/test/)

@@ -439,7 +439,9 @@ function openPoll(conn, h) {
     if (ended) return;
     ctl = new AbortController();
     const abortTimer = setTimeout(() => ctl.abort(), (waitS + 15) * 1000);
-    const params = { ...conn.scope, wait: waitS };
+    // The first request answers at once (what was missed, or just the
+    // stream position): that is the transport opening.  Then long polls.
+    const params = { ...conn.scope, wait: first ? 0 : waitS };
     if (conn.lastEventId) params.since = conn.lastEventId;
     const headers = { Accept: 'application/json' };
     const tok = conn.currentToken;
@@ -491,7 +493,7 @@ function openPoll(conn, h) {
     if (typeof body.lastEventId === 'string') h.position(body.lastEventId);
     // A server that answers an empty poll at once (no long-poll) is asked
     // again after a second, not in a tight loop.
-    const quick = !body.more && body.events.length === 0 && Date.now() - t0 < 500;
+    const quick = params.wait > 0 && !body.more && body.events.length === 0 && Date.now() - t0 < 500;
     timer = setTimeout(once, body.more ? 0 : quick ? 1000 : 0);
   };
   once();

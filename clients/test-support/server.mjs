@@ -3,7 +3,7 @@
 // port, plus test locations.  Every wait is bounded.
 import { execFile, execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,22 +11,9 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 export const TOP = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const MODULE = join(TOP, 'mod_upload_progress/.libs/mod_upload_progress.so');
 const HTTPD = '/usr/sbin/apache2';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// What the module built here implements: transports and tracking land on
-// other branches; their tests run once the module has them.
-export function capabilities() {
-  const so = existsSync(MODULE) ? readFileSync(MODULE).toString('latin1') : '';
-  return {
-    sse: so.includes('upload-progress-sse'),
-    websocket: so.includes('upload-progress-websocket'),
-    poll: so.includes('upload-progress-poll'),
-    track: so.includes('UploadProgressTrack'),
-  };
-}
 
 const b64u = (s) => Buffer.from(s).toString('base64url');
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { TOP, capabilities, sleep, startServer } from '../../test-support/server.mjs';
+import { TOP, sleep, startServer } from '../../test-support/server.mjs';
 
 const PORT = Number(process.env.UPM_E2E_PORT || 8662);
 const ARTIFACTS = join(TOP, 'clients/artifacts');
@@ -71,17 +71,15 @@ function assertUploadEvents(upload) {
 test('the page connects and shows its status and transport', async () => {
   const { page, problems } = await openDemo();
   const transport = await page.textContent('#transport');
-  assert.match(transport, capabilities().websocket ? /via websocket/ : /via sse/);
+  assert.match(transport, /via websocket/);
   assert.equal(await page.textContent('#user'), 'demo-user');
   assert.deepEqual(problems, []);
   await page.close();
 });
 
 // The upload bar moves only on the module's upload_* events (native
-// tracking, UploadProgressTrack).  A module built without tracking must
-// say so on the page instead of drawing progress it did not report.
+// tracking, UploadProgressTrack on the demo's /upload).
 test('uploading a file: both bars reach 100% and the log shows the events in order', async () => {
-  const tracking = capabilities().track;
   const { page, problems } = await openDemo();
   const dir = mkdtempSync(join(tmpdir(), 'upm-upload-'));
   const file = join(dir, 'holiday.jpg');
@@ -94,36 +92,25 @@ test('uploading a file: both bars reach 100% and the log shows the events in ord
     await row.waitFor({ timeout: 5000 });
     const photoId = await row.getAttribute('data-photo-id');
     try {
+      await page.waitForSelector(`tr[data-photo-id="${photoId}"] .bar.upload[aria-valuenow="100"]`, { timeout: 30000 });
       await page.waitForSelector(`tr[data-photo-id="${photoId}"] .bar.job[aria-valuenow="100"]`, { timeout: 30000 });
-      if (tracking) {
-        await page.waitForSelector(`tr[data-photo-id="${photoId}"] .bar.upload[aria-valuenow="100"]`, { timeout: 5000 });
-      } else {
-        await page.waitForFunction((id) => /does not track/.test(
-          document.querySelector(`tr[data-photo-id="${id}"] .bar.upload`).textContent), photoId, { timeout: 5000 });
-      }
     } finally {
       await page.screenshot({ path: join(ARTIFACTS, 'demo-upload.png'), fullPage: true });
     }
 
     const entries = await logEntries(page);
     assertIdsIncrease(entries);
-    if (!tracking) {
-      assert.equal(await page.getAttribute(`tr[data-photo-id="${photoId}"] .bar.upload`, 'aria-valuenow'), '0');
-      assert.equal(entries.filter((e) => e.type.startsWith('upload_')).length, 0);
-    }
     const upload = entries.filter((e) => e.key === photoId && e.type.startsWith('upload_')).map((e) => e.type);
-    if (tracking) assertUploadEvents(upload);
+    assertUploadEvents(upload);
     const jobKey = `job-${photoId}`;
     const job = entries.filter((e) => e.key === photoId && e.type.startsWith('job_'));
     assert.deepEqual(job.map((e) => e.type), ['job_progress', 'job_progress', 'job_progress', 'job_progress',
       'job_progress', 'job_completed']);
     assert.ok(job.every((e) => e.text.includes(jobKey)));
-    if (tracking) {
-      // The job starts after the upload completed.
-      const firstJob = entries.findIndex((e) => e.type.startsWith('job_') && e.key === photoId);
-      const done = entries.findIndex((e) => e.type === 'upload_completed' && e.key === photoId);
-      assert.ok(done >= 0 && done < firstJob, 'upload_completed comes before the job');
-    }
+    // The job starts after the upload completed.
+    const firstJob = entries.findIndex((e) => e.type.startsWith('job_') && e.key === photoId);
+    const done = entries.findIndex((e) => e.type === 'upload_completed' && e.key === photoId);
+    assert.ok(done >= 0 && done < firstJob, 'upload_completed comes before the job');
     assert.deepEqual(problems, []);
   } finally {
     rmSync(dir, { recursive: true, force: true });

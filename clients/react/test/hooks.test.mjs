@@ -7,12 +7,11 @@ import { createElement } from 'react';
 import TestRenderer from 'react-test-renderer';
 import WebSocket from 'ws';
 import { UploadProgressProvider, sharedConnectionCount, useUploadProgress, useWebSocket } from '../index.mjs';
-import { capabilities, sleep, startServer } from '../../test-support/server.mjs';
+import { sleep, startServer } from '../../test-support/server.mjs';
 
 // Updates arrive from the network, outside act(): let React schedule them.
 globalThis.IS_REACT_ACT_ENVIRONMENT = false;
 const PORT = Number(process.env.UPM_REACT_PORT || 8661);
-const caps = capabilities();
 let server;
 let n = 0;
 const uniq = (p) => `${p}-${process.pid}-${++n}`;
@@ -100,11 +99,11 @@ describe('useUploadProgress', () => {
 });
 
 const wsVariants = [
-  { name: 'over SSE (client-side subscriptions)', provider: (tok) => ({ url: `${server.base}/t/sse`, transport: 'sse', token: tok }), ok: caps.sse },
-  { name: 'over WebSocket', provider: (tok) => ({ url: `${server.base}/t/ws`, WebSocket, token: tok }), ok: caps.websocket },
+  { name: 'over SSE (client-side subscriptions)', provider: (tok) => ({ url: `${server.base}/t/sse`, transport: 'sse', token: tok }) },
+  { name: 'over WebSocket', provider: (tok) => ({ url: `${server.base}/t/ws`, WebSocket, token: tok }) },
 ];
 for (const v of wsVariants) {
-  describe(`useWebSocket ${v.name}`, { skip: !v.ok && 'the module built here has no WebSocket handler yet' }, () => {
+  describe(`useWebSocket ${v.name}`, () => {
     test('components share one connection, each sees its project, unmount unsubscribes, the last closes', async () => {
       const me = uniq('u');
       const provider = v.provider(server.token(me));
