@@ -467,7 +467,11 @@ sub _line {
     push @{ $self->{lines} }, $line;
     my $b = $self->{cur};
     if ($line eq '') {
-        if (defined $b->{data} || defined $b->{event} || defined $b->{id}) {
+        # As EventSource does: a block without data is no event, but its
+        # id is the stream's last event id (the module opens a stream
+        # with one).
+        $self->{last_id} = $b->{id} if defined $b->{id};
+        if (defined $b->{data}) {
             my $ev = { %$b, t => time };
             $ev->{json} = eval { JSON->new->utf8->decode($ev->{data}) }
                 if defined $ev->{data};
