@@ -217,7 +217,7 @@ for my $case (['truncated', '{"event": '],
 }
 
 # ------------------------------------------------------------ 422
-# error codes as in docs/protocol.md
+# error codes as in docs/events.md
 my @c422 = (
     ['empty array', [], 'bad_batch', undef],
     ['array of 1001 events', [map { ev() } 1 .. 1001], 'bad_batch', undef],
