@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { EventSource } from 'eventsource';
 import WebSocket from 'ws';
 import { connect } from '../upload-progress.mjs';
+import { messageSchema, validate } from '../../test-support/schema.mjs';
 import { collector, sleep, startServer, waitStatus } from '../../test-support/server.mjs';
 
 const PORT = Number(process.env.UPM_TEST_PORT || 8660);
@@ -90,6 +91,39 @@ for (const v of VARIANTS) {
       assert.equal(conn.lastEventId, got[2].id);
       conn.close();
       assert.equal(conn.status, 'closed');
+    });
+
+    test('messages, resets and tracked-upload fields match the schema in docs/events.md', async () => {
+      const me = uniq('u');
+      const schema = messageSchema();
+      const conn = open(v, me, { lastEventId: '1-1' });
+      const got = collector(conn);
+      await waitStatus(conn, 'open');
+      await publish([
+        progress(me, 1, { sessionId: 's-1', fileId: 'f.1', jobId: 'j:1', projectId: 'p@1' }),
+        { event: 'PhotoUploadFailed', userId: me, photoId: 'ph-9', reason: 'too_large', totalBytes: 0, bytesUploaded: 0 },
+        { event: 'UploadJobProgressed', userId: me, jobId: 'j-2', progress: { partsCompleted: 1, partsTotal: 4 }, bytesCompleted: 1, bytesTotal: 4 },
+        { type: 'session_created', userId: me, sessionId: 's-2', totalCount: 3, metadata: { a: 1 } },
+      ]);
+      await got.waitFor((g) => g.length >= 5);
+      // An upload through the demo's tracked /upload location.
+      const up = await fetch(`${server.base}/upload`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${server.token(me)}`, 'X-Progress-ID': 'up-1' },
+        body: Buffer.alloc(300 * 1024, 1),
+        signal: AbortSignal.timeout(10000),
+      });
+      assert.equal(up.status, 200);
+      await up.text();
+      await got.waitFor((g) => g.some((m) => m.type === 'upload_completed' && m.photoId === 'up-1'));
+      assert.equal(got[0].type, 'reset');
+      for (const m of got) assert.deepEqual(validate(schema, m), [], JSON.stringify(m));
+      assert.equal(got[3].progressPercent, 25);
+      // The schema is not vacuous: it refuses what the server must never send.
+      assert.notDeepEqual(validate(schema, { ...got[1], id: 'x' }), []);
+      assert.notDeepEqual(validate(schema, { ...got[1], progress: 101 }), []);
+      assert.notDeepEqual(validate(schema, { type: 'upload_progress' }), []);
+      conn.close();
     });
 
     test('type listeners get their type only; a stream narrowed to a job gets that job only', async () => {
