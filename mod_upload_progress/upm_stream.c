@@ -9,6 +9,9 @@
 #include <stdlib.h>
 
 #define UPM_REPLAY_BATCH 256
+/* Messages one replay step looks at, sent or not: a step over messages
+ * that are all for others must not hold the reactor either. */
+#define UPM_REPLAY_STEP_LOOK 1024
 
 /* Scope names as they appear in queries, captures and messages. */
 static const struct { int field; const char *name; const char *env; const char *grant; }
@@ -58,6 +61,37 @@ const char *upm_stream_request_scope(request_rec *r, apr_table_t *query,
     return NULL;
 }
 
+/* Emits one ring message when it is for any of the subscribers (through
+ * their throttles).  Returns the bytes of JSON emitted; *stop is set when
+ * emit asks to stop. */
+static apr_size_t replay_one(upm_sub *const *subs, int nsubs, const upm_msg *m,
+                             apr_uint64_t epoch, upm_stream_emit_fn emit, void *baton,
+                             int *stop)
+{
+    upm_frame *f = NULL;
+    apr_size_t bytes = 0;
+    int j, pass = 0;
+
+    for (j = 0; j < nsubs; j++) {
+        if (!upm_sub_matches(subs[j], m)) {
+            continue;
+        }
+        if (!f && !(f = upm_frame_make(m, epoch))) {
+            break;
+        }
+        /* Every matching subscriber's throttle sees the frame, so their
+         * states stay what live delivery would have made. */
+        pass |= upm_sub_throttle_pass(subs[j], f);
+    }
+    if (f && pass) {
+        *stop = emit(baton, f);
+        bytes = f->json_len;
+        upm_stats_add(UPM_ST_REPLAYED, 1);
+    }
+    upm_frame_unref(f);
+    return bytes;
+}
+
 apr_uint64_t upm_stream_replay(apr_pool_t *p, upm_sub *const *subs, int nsubs,
                                apr_uint64_t after, upm_stream_emit_fn emit, void *baton)
 {
@@ -76,24 +110,7 @@ apr_uint64_t upm_stream_replay(apr_pool_t *p, upm_sub *const *subs, int nsubs,
         apr_pool_create(&rp, bp);
         n = upm_bus_read(rp, cursor, UPM_REPLAY_BATCH, msgs, &last, &oldest);
         for (i = 0; i < n && !stop; i++) {
-            upm_frame *f = NULL;
-            int j, pass = 0;
-            for (j = 0; j < nsubs; j++) {
-                if (!upm_sub_matches(subs[j], &msgs[i])) {
-                    continue;
-                }
-                if (!f && !(f = upm_frame_make(&msgs[i], epoch))) {
-                    break;
-                }
-                /* Every matching subscriber's throttle sees the frame, so
-                 * their states stay what live delivery would have made. */
-                pass |= upm_sub_throttle_pass(subs[j], f);
-            }
-            if (f && pass) {
-                stop = emit(baton, f);
-                upm_stats_add(UPM_ST_REPLAYED, 1);
-            }
-            upm_frame_unref(f);
+            replay_one(subs, nsubs, &msgs[i], epoch, emit, baton, &stop);
         }
         if (n) {
             cursor = msgs[n - 1].seq;
@@ -105,6 +122,52 @@ apr_uint64_t upm_stream_replay(apr_pool_t *p, upm_sub *const *subs, int nsubs,
     }
     apr_pool_destroy(bp);
     return last;
+}
+
+int upm_stream_replay_step(apr_pool_t *p, upm_sub *const *subs, int nsubs,
+                           apr_uint64_t *cursor, apr_size_t max_bytes,
+                           upm_stream_emit_fn emit, void *baton)
+{
+    apr_pool_t *bp;
+    upm_msg *msgs;
+    apr_uint64_t last, oldest, epoch = upm_bus_epoch();
+    apr_size_t bytes = 0;
+    int looked = 0, stop = 0, ret = 0;
+
+    apr_pool_create(&bp, p);
+    msgs = apr_palloc(bp, sizeof(upm_msg) * UPM_REPLAY_BATCH);
+    while (!ret) {
+        int n, i;
+
+        n = upm_bus_read(bp, *cursor, UPM_REPLAY_BATCH, msgs, &last, &oldest);
+        if (*cursor + 1 < oldest && *cursor < last) {
+            /* The ring moved on while earlier steps waited for the client:
+             * what it evicted cannot be sent any more. */
+            ret = -1;
+            break;
+        }
+        for (i = 0; i < n && !stop && bytes < max_bytes; i++) {
+            bytes += replay_one(subs, nsubs, &msgs[i], epoch, emit, baton, &stop);
+            *cursor = msgs[i].seq;
+        }
+        looked += i;
+        if (i == n && n < UPM_REPLAY_BATCH) {
+            /* Caught up.  What the ring holds beyond the last message read
+             * could not be read (skipped, as a replay does). */
+            if (*cursor < last) {
+                *cursor = last;
+            }
+            ret = 1;
+            break;
+        }
+        if (stop || bytes >= max_bytes || looked >= UPM_REPLAY_STEP_LOOK) {
+            break;
+        }
+        apr_pool_clear(bp);
+        msgs = apr_palloc(bp, sizeof(upm_msg) * UPM_REPLAY_BATCH);
+    }
+    apr_pool_destroy(bp);
+    return ret;
 }
 
 const char *upm_stream_resume(apr_pool_t *p, upm_sub *const *subs, int nsubs,

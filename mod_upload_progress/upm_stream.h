@@ -19,6 +19,19 @@ typedef int (*upm_stream_emit_fn)(void *baton, upm_frame *f);
 apr_uint64_t upm_stream_replay(apr_pool_t *p, upm_sub *const *subs, int nsubs,
                                apr_uint64_t after, upm_stream_emit_fn emit, void *baton);
 
+/* One step of a replay that a non-blocking transport spreads over its
+ * turns, so that what it buffers stays bounded: emits, in order, the
+ * matching messages after *cursor until about max_bytes of JSON went out,
+ * 1024 messages were looked at, emit asked to stop or the ring's end.
+ * *cursor moves past every message looked at.  Returns 1 when the replay
+ * reached the ring's end (*cursor is then that end: the caller makes its
+ * subscribers skip up to it), 0 when there is more, -1 when messages after
+ * *cursor left the ring before they could be sent (the client needs a
+ * reset). */
+int upm_stream_replay_step(apr_pool_t *p, upm_sub *const *subs, int nsubs,
+                           apr_uint64_t *cursor, apr_size_t max_bytes,
+                           upm_stream_emit_fn emit, void *baton);
+
 /* Resumes after the client's last id: replays what it missed and returns
  * NULL, or returns the reason for a reset when that cannot be done.
  * Either way the subscribers then skip the frames up to where the replay
