@@ -17,6 +17,9 @@
 APLOG_USE_MODULE(upload_progress);
 
 #define UPM_REACTOR_PASS 16384
+/* See mpm_done() */
+#define UPM_MPM_DONE_GRACE   apr_time_from_msec(10)
+#define UPM_MPM_DONE_LATEST  apr_time_from_sec(1)
 
 static struct {
     apr_pool_t *pool;
@@ -26,6 +29,7 @@ static struct {
     upm_rconn *incoming;        /* handed over, not yet seen by the thread */
     upm_rconn *ready;           /* the hub has something for these */
     upm_rconn *dead;            /* closed this turn, finalised at its end */
+    upm_rconn *limbo;           /* closed, but the MPM may still touch them */
     upm_timerheap heap;         /* reactor thread only */
     upm_rconn *all;             /* reactor thread only */
     int count;
@@ -298,13 +302,47 @@ static void finalize(upm_rconn *rc)
     apr_pool_destroy(c->pool);
 }
 
+/* The event MPM runs the suspend_connection hook and only then finishes
+ * its own part: it clears c->sbh and marks its connection state, both in
+ * memory of the connection's pool.  A connection the reactor closes at
+ * once (a client gone, or frames that came with the handshake ending it)
+ * must not have its pool destroyed before that, or the worker writes into
+ * freed memory.  Done: c->sbh seen cleared a moment ago (the last store
+ * follows right after it), or, for an MPM that does not clear it, a
+ * second after the hand-over. */
+static int mpm_done(upm_rconn *rc, apr_time_t now)
+{
+    if (!rc->mpm_done_at
+        && __atomic_load_n(&rc->c->sbh, __ATOMIC_ACQUIRE) == NULL) {
+        rc->mpm_done_at = now;
+    }
+    return (rc->mpm_done_at && now - rc->mpm_done_at >= UPM_MPM_DONE_GRACE)
+           || now - rc->owned_at >= UPM_MPM_DONE_LATEST;
+}
+
 static void finalize_dead(void)
 {
+    apr_time_t now = apr_time_now();
+    upm_rconn *wait = NULL;
+
+    while (rx.limbo) {
+        upm_rconn *rc = rx.limbo;
+        rx.limbo = rc->next_dead;
+        rc->next_dead = rx.dead;
+        rx.dead = rc;
+    }
     while (rx.dead) {
         upm_rconn *rc = rx.dead;
         rx.dead = rc->next_dead;
-        finalize(rc);
+        if (mpm_done(rc, now)) {
+            finalize(rc);
+        }
+        else {
+            rc->next_dead = wait;
+            wait = rc;
+        }
     }
+    rx.limbo = wait;
 }
 
 /* ---- the thread ------------------------------------------------------ */
@@ -325,6 +363,9 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thd, void *data)
         if (t) {
             apr_interval_time_t d = t->when - apr_time_now();
             timeout = d < 0 ? 0 : (d < timeout ? d : timeout);
+        }
+        if (rx.limbo && timeout > UPM_MPM_DONE_GRACE) {
+            timeout = UPM_MPM_DONE_GRACE;
         }
         rv = apr_pollset_poll(rx.ps, timeout, &num, &descs);
         if (rv == APR_SUCCESS) {
@@ -365,6 +406,7 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thd, void *data)
         for (rc = inc; rc; rc = nx) {
             nx = rc->next;
             rc->owned = 1;
+            rc->owned_at = apr_time_now();
             rc->prev = NULL;
             rc->next = rx.all;
             if (rx.all) {
@@ -401,6 +443,11 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thd, void *data)
         if (rc->ops->closed) {
             rc->ops->closed(rc, "server stopping");
         }
+        apr_socket_close(rc->sock);
+    }
+    while (rx.limbo) {
+        upm_rconn *rc = rx.limbo;
+        rx.limbo = rc->next_dead;
         apr_socket_close(rc->sock);
     }
     apr_thread_exit(thd, APR_SUCCESS);
