@@ -75,6 +75,28 @@ $SIG{PIPE} = 'IGNORE';              # a closed connection fails a test, not the 
     $_->close for @ws;
 }
 
+# ------------------------------------------- closed at the hand-over
+# A close frame sent with the handshake: the reactor reads it as soon as it
+# owns the connection and closes at once, while the MPM's worker may still
+# be finishing the suspension.  Every close is echoed and no child dies.
+{
+    my $log = t_logs() . '/error_log';
+    my $crashes = sub { scalar(() = file_text($log) =~ /exit signal/g) };
+    my $before = $crashes->();
+    my $close = UPM::WS->frame(opcode => 8, payload => pack('n', 1000));
+    my $echoed = 0;
+    for my $i (1 .. 200) {
+        my $c = UPM::WS->connect('/ws', token => token(sub => uniq('wsrx-quick')),
+                                 early => $close);
+        my ($code) = $c->expect_close(5);
+        $echoed++ if ($code // 0) == 1000;
+        $c->close;
+    }
+    is($echoed, 200, '200 WebSockets closed with the handshake: every close echoed');
+    sleep 1.5;                      # the parent notices dead children each second
+    is($crashes->() - $before, 0, 'and no child crashed');
+}
+
 # ------------------------------------------------ a private server
 # Small, fixed socket buffers (SendBufferSize) so that a client that does
 # not read stalls the server's writes after a few KB.
