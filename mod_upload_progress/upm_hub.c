@@ -23,6 +23,7 @@ struct upm_sub {
     upm_sub *next, *prev;
     apr_thread_cond_t *cond;
     upm_frame **q;
+    int q_heap;                 /* q was grown: malloc'ed, freed on remove */
     int qcap, qhead, qlen;
     apr_size_t qbytes;
     int reset;
@@ -192,6 +193,12 @@ void upm_hub_remove(upm_sub *sub)
     if (sub->registered) {
         index_unlink(sub);
         queue_clear(sub);
+        if (sub->q_heap) {
+            free(sub->q);
+            sub->q = NULL;
+            sub->qcap = 0;
+            sub->q_heap = 0;
+        }
         sub->registered = 0;
         hub.count--;
     }
@@ -302,14 +309,24 @@ static void enqueue(upm_sub *sub, upm_frame *f)
     }
     if (sub->qlen == sub->qcap) {
         int ncap = sub->qcap * 2, i;
-        /* The old array stays in the connection's pool: growth is bounded
-         * by UPM_QUEUE_MAX_FRAMES, so the waste is at most the final size. */
-        upm_frame **nq = apr_palloc(apr_thread_cond_pool_get(sub->cond),
-                                    sizeof(upm_frame *) * ncap);
+        /* Not from the connection's pool: this runs on the follower thread
+         * while the connection's own thread (a worker or the reactor) may
+         * allocate from that pool or its allocator, which are not
+         * thread-safe. */
+        upm_frame **nq = malloc(sizeof(upm_frame *) * ncap);
+        if (!nq) {
+            upm_stats_add(UPM_ST_DROPPED_OVERFLOW, (apr_uint64_t)sub->qlen);
+            set_reset(sub, "overflow");
+            return;
+        }
         for (i = 0; i < sub->qlen; i++) {
             nq[i] = sub->q[(sub->qhead + i) % sub->qcap];
         }
+        if (sub->q_heap) {
+            free(sub->q);
+        }
         sub->q = nq;
+        sub->q_heap = 1;
         sub->qcap = ncap;
         sub->qhead = 0;
     }
