@@ -25,6 +25,7 @@
 #                                   (the reactor: few threads, children for
 #                                   the file limit)
 #   HTTPD_THREADS_PER_CHILD, HTTPD_SERVERS, HTTPD_ARWF  override the sizing
+#   UPM_MODULE=/path/to/mod_upload_progress.so   a module built elsewhere
 #   OURS_PORT=8640 NCHAN_PORT=8650 REDIS_PORT=6381
 set -u
 cd "$(dirname "$0")/.."
@@ -88,9 +89,14 @@ install_deps() {
 
 [ "$(id -u)" -eq 0 ] || die "run as root (apt-get, User nobody for httpd)"
 install_deps
-"$TOP/scripts/build.sh" >/dev/null || die "the module did not build"
+if [ -n "${UPM_MODULE:-}" ]; then
+    MODULE=$UPM_MODULE
+    [ -f "$MODULE" ] || die "UPM_MODULE=$MODULE does not exist"
+else
+    "$TOP/scripts/build.sh" >/dev/null || die "the module did not build"
+    MODULE=$TOP/mod_upload_progress/.libs/mod_upload_progress.so
+fi
 make -s -C "$BENCH" >/dev/null || die "the bench tools did not build"
-MODULE=$TOP/mod_upload_progress/.libs/mod_upload_progress.so
 APXS=$(command -v apxs)
 HTTPD="$($APXS -q SBINDIR)/$($APXS -q PROGNAME)"
 MODDIR=$($APXS -q LIBEXECDIR)
@@ -191,7 +197,7 @@ thread_budget() {
     local pid_max tasks
     pid_max=$(cat /proc/sys/kernel/pid_max)
     tasks=$(ls -d /proc/[0-9]*/task/[0-9]* 2>/dev/null | wc -l)
-    echo $(( pid_max - tasks - 8192 ))
+    echo $(( pid_max - tasks - 10000 ))
 }
 
 OURS_NOTE=""
@@ -281,8 +287,10 @@ status_get() { # FILE KEY
 }
 
 # Starts the load client in the background; LC_PID, LC_DIR.
-start_subs() { # TARGET TAG CONNS USERS PREFIX CONNECT_TIMEOUT
+start_subs() { # TARGET TAG CONNS USERS PREFIX CONNECT_TIMEOUT [nosent]
     local target=$1 tag=$2 conns=$3 users=$4 prefix=$5 ctimeout=$6 procs port path auth=()
+    local sent=(--sent "$RUN/$tag-$target/sent")
+    [ "${7:-}" = nosent ] && sent=()
     procs=$(ceil_div "$conns" 15000)
     [ "$procs" -lt 2 ] && procs=2
     LC_DIR=$RUN/$tag-$target
@@ -300,7 +308,7 @@ start_subs() { # TARGET TAG CONNS USERS PREFIX CONNECT_TIMEOUT
     "$LC" --port "$port" --path "$path" --proto "$PROTO" --conns "$conns" --users "$users" \
         --prefix "$prefix" --procs "$procs" --connect-rate "$CONNECT_RATE" \
         --connect-timeout "$ctimeout" --status "$LC_DIR/status" --stop-file "$LC_DIR/stop" \
-        --sent "$LC_DIR/sent" --out "$LC_DIR/sub.json" --max-time 900 --label "$tag-$target" \
+        "${sent[@]}" --out "$LC_DIR/sub.json" --max-time 900 --label "$tag-$target" \
         "${auth[@]}" 2>"$LC_DIR/loadclient.err" &
     LC_PID=$!
     BG_PIDS="$BG_PIDS $LC_PID"
@@ -384,7 +392,7 @@ run_s1() {
     start_server "$target" "$S1_CONNS"
     base=$(server_stat)
     ctimeout=$(( S1_CONNS / CONNECT_RATE + 45 ))
-    start_subs "$target" s1 "$S1_CONNS" "$S1_CONNS" s1u "$ctimeout"
+    start_subs "$target" s1 "$S1_CONNS" "$S1_CONNS" s1u "$ctimeout" nosent
     wait_connected "$S1_CONNS" $((ctimeout + 5))
     sleep 3
     stat1=$(server_stat)
@@ -402,10 +410,10 @@ run_s1() {
     record S1 cpu_idle "$target" "$(cpu_pct "$stat1" "$stat2" "$S1_HOLD_SECONDS")"
     record S1 server_mb "$target" "$(calc "$pss1 / 1024")"
     record S1 threads "$target" "$(pget "$stat2" threads)"
-    record S1 connect_s "$target" "$(calc "$(status_get "$LC_DIR/status" elapsed_ms) / 1000")"
     log "  held $held, $kb KB/conn above baseline (PSS ${pss0} -> ${pss1} KB), $(pget "$stat2" threads) threads"
     finish_subs
     record S1 failed "$target" "$(jget "$LC_DIR/sub.json" failed)"
+    record S1 connect_s "$target" "$(calc "$(jget "$LC_DIR/sub.json" connect_ms) / 1000")"
     record S1 first_error "$target" "$(jget "$LC_DIR/sub.json" first_error)"
     stop_server
 }
