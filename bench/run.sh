@@ -18,6 +18,8 @@
 #                                   has it, nchan with nchan_use_redis)
 #   S1_CONNS S2_CONNS S2_RATE S2_SECONDS S3_CONNS S3_RATE S3_SECONDS
 #   S4_CONNS S4_USERS S4_RATES S4_SECONDS S5_CONNS S5_USERS S5_RATE S5_SECONDS
+#   REPEAT=3 (QUICK: 1)             runs of S2, S3, S5 per server; the median
+#                                   (by p99) is reported, loss of any run too
 #   HTTPD_SIZING=threads|async      MPM sizing of ours: "threads" (now: a
 #                                   stream holds a worker thread, so threads
 #                                   cover every connection, capped by what
@@ -64,6 +66,7 @@ else
     S1_TARGET_HELD=50000
 fi
 S1_HOLD_SECONDS=${S1_HOLD_SECONDS:-10}
+if [ "$QUICK" = 1 ]; then REPEAT=${REPEAT:-1}; else REPEAT=${REPEAT:-3}; fi
 CONNECT_RATE=${CONNECT_RATE:-4000}
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -72,19 +75,7 @@ die() { log "error: $*"; exit 2; }
 # ---- setup ------------------------------------------------------------
 
 install_deps() {
-    local p missing=""
-    "$TOP/scripts/deps.sh" || die "scripts/deps.sh failed"
-    for p in nginx libnginx-mod-nchan libssl-dev; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
-            || missing="$missing $p"
-    done
-    if [ -n "$missing" ]; then
-        log "installing:$missing"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-            --no-install-recommends $missing >/dev/null || die "apt-get install failed"
-        # Only the instances this script starts are used.
-        service nginx stop >/dev/null 2>&1 || true
-    fi
+    "$TOP/scripts/deps.sh" bench || die "scripts/deps.sh bench failed"
 }
 
 [ "$(id -u)" -eq 0 ] || die "run as root (apt-get, User nobody for httpd)"
@@ -446,13 +437,41 @@ record_delivery() { # SCENARIO TARGET DIR
     log "  p50 $(jget "$d/sub.json" p50_ms) ms, p99 $(jget "$d/sub.json" p99_ms) ms, max $(jget "$d/sub.json" max_ms) ms, delivered $(jget "$d/sub.json" delivered), lost $(jget "$d/sub.json" lost), dup $(jget "$d/sub.json" dup), foreign $(jget "$d/sub.json" foreign), server CPU ${SERVER_CPU}%"
 }
 
+# Runs a delivery scenario REPEAT times on one server and records the run
+# whose p99 is the median: the machine is shared, and one noisy second can
+# decide a single run.
+repeated_delivery() { # SCENARIO TARGET TAG CONNS USERS RATE SECONDS PICK
+    local scen=$1 target=$2 tag=$3 r runs="" p99s="" chosen
+    for r in $(seq 1 "$REPEAT"); do
+        delivery_run "$target" "$tag$([ "$REPEAT" -gt 1 ] && echo "r$r")" "$4" "$5" "$6" "$7" "$8"
+        echo "$SERVER_CPU" > "$RUN_DIR/server_cpu"
+        runs="$runs$(jget "$RUN_DIR/sub.json" p99_ms) $RUN_DIR
+"
+        p99s="$p99s $(jget "$RUN_DIR/sub.json" p99_ms)"
+        [ "$REPEAT" -gt 1 ] && log "  run $r: p99 $(jget "$RUN_DIR/sub.json" p99_ms) ms, lost $(jget "$RUN_DIR/sub.json" lost)"
+    done
+    chosen=$(printf '%s' "$runs" | sort -g | sed -n "$(( (REPEAT + 1) / 2 ))p" | cut -d' ' -f2)
+    SERVER_CPU=$(cat "$chosen/server_cpu")
+    record_delivery "$scen" "$target" "$chosen"
+    [ "$REPEAT" -gt 1 ] && record "$scen" p99_runs "$target" "${p99s# }"
+    # Loss in any run counts, not only in the median one.
+    if [ "$REPEAT" -gt 1 ]; then
+        local total=0 l
+        for r in $(printf '%s' "$runs" | cut -d' ' -f2); do
+            l=$(jget "$r/sub.json" lost)
+            [[ "$l" =~ ^[0-9]+$ ]] || l=1
+            total=$((total + l))
+        done
+        record "$scen" lost_any_run "$target" "$total"
+    fi
+}
+
 run_s2() {
     local target=$1
     log "S2 $target: $S2_CONNS connections, $S2_RATE events/s to random users, ${S2_SECONDS}s"
     note_load S2 "$target"
     start_server "$target" "$S2_CONNS"
-    delivery_run "$target" s2 "$S2_CONNS" "$S2_CONNS" "$S2_RATE" "$S2_SECONDS" random
-    record_delivery S2 "$target" "$RUN_DIR"
+    repeated_delivery S2 "$target" s2 "$S2_CONNS" "$S2_CONNS" "$S2_RATE" "$S2_SECONDS" random
     stop_server
 }
 
@@ -461,8 +480,7 @@ run_s3() {
     log "S3 $target: one user, $S3_CONNS connections, $S3_RATE events/s, ${S3_SECONDS}s"
     note_load S3 "$target"
     start_server "$target" "$S3_CONNS"
-    delivery_run "$target" s3 "$S3_CONNS" 1 "$S3_RATE" "$S3_SECONDS" cycle
-    record_delivery S3 "$target" "$RUN_DIR"
+    repeated_delivery S3 "$target" s3 "$S3_CONNS" 1 "$S3_RATE" "$S3_SECONDS" cycle
     stop_server
 }
 
@@ -475,21 +493,27 @@ run_s4() {
     note_load S4 "$target"
     start_server "$target" "$S4_CONNS"
     for rate in $S4_RATES; do
-        step=$((step + 1))
-        delivery_run "$target" "s4r$step" "$S4_CONNS" "$S4_USERS" "$rate" "$S4_SECONDS" random
-        p99=$(jget "$RUN_DIR/sub.json" p99_ms)
-        lost=$(jget "$RUN_DIR/sub.json" lost)
-        failed=$(jget "$RUN_DIR/sub.json" failed)
-        dps=$(calc "$(jget "$RUN_DIR/sub.json" delivered) / $S4_SECONDS")
-        log "  $rate events/s: $dps deliveries/s, p99 $p99 ms, lost $lost, failed $failed, server CPU ${SERVER_CPU}%"
-        record S4 "step_${rate}" "$target" "$dps/s p99=${p99}ms lost=$lost"
-        if [ "$(calc "($p99 < 100 && $lost == 0 && $failed == 0) ? 1 : 0")" = 1 ]; then
-            if [ "$(calc "($dps > $best) ? 1 : 0")" = 1 ]; then
-                best=$dps
-                best_p99=$p99
+        local try ok=0
+        # A step that fails is tried once more before the search stops: on a
+        # shared machine one burst of someone else's work can sink a step.
+        for try in 1 2; do
+            step=$((step + 1))
+            delivery_run "$target" "s4s$step" "$S4_CONNS" "$S4_USERS" "$rate" "$S4_SECONDS" random
+            p99=$(jget "$RUN_DIR/sub.json" p99_ms)
+            lost=$(jget "$RUN_DIR/sub.json" lost)
+            failed=$(jget "$RUN_DIR/sub.json" failed)
+            dps=$(calc "$(jget "$RUN_DIR/sub.json" delivered) / $S4_SECONDS")
+            log "  $rate events/s: $dps deliveries/s, p99 $p99 ms, lost $lost, failed $failed, server CPU ${SERVER_CPU}%"
+            record S4 "step_${rate}_$try" "$target" "$dps/s p99=${p99}ms lost=$lost cpu=${SERVER_CPU}%"
+            if [ "$(calc "($p99 < 100 && $lost == 0 && $failed == 0) ? 1 : 0")" = 1 ]; then
+                ok=1
+                break
             fi
-        else
-            break
+        done
+        [ "$ok" = 1 ] || break
+        if [ "$(calc "($dps > $best) ? 1 : 0")" = 1 ]; then
+            best=$dps
+            best_p99=$p99
         fi
     done
     record S4 deliveries_per_s "$target" "$best"
@@ -502,8 +526,7 @@ run_s5() {
     log "S5 $target: $S5_CONNS SSE clients over $S5_USERS users, $S5_RATE messages/s each, ${S5_SECONDS}s"
     note_load S5 "$target"
     start_server "$target" "$S5_CONNS"
-    delivery_run "$target" s5 "$S5_CONNS" "$S5_USERS" "$rate" "$S5_SECONDS" cycle
-    record_delivery S5 "$target" "$RUN_DIR"
+    repeated_delivery S5 "$target" s5 "$S5_CONNS" "$S5_USERS" "$rate" "$S5_SECONDS" cycle
     stop_server
 }
 
@@ -565,7 +588,7 @@ TABLE=$RUN/table.md
     row S1 server_mb "server PSS total, MB"
     row S1 threads "server threads"
     row S1 cpu_idle "server CPU % while idle"
-    row S1 connect_s "time to connect all, s"
+    row S1 connect_s "connect phase, s (ends early when all are in)"
     for s in S2 S3 S5; do
         case $s in
             S2) d="$S2_CONNS conns, $S2_RATE ev/s random users, ${S2_SECONDS}s" ;;
@@ -579,6 +602,8 @@ TABLE=$RUN/table.md
         row "$s" max_ms "max ms"
         row "$s" delivered "delivered"
         row "$s" lost "lost"
+        row "$s" lost_any_run "lost, all $REPEAT runs"
+        row "$s" p99_runs "p99 ms of each run"
         row "$s" dup "duplicates"
         row "$s" foreign "other users' messages"
         row "$s" failed "connections failed"
@@ -605,8 +630,9 @@ fi
 if check_ours S2 && [ -n "$(val S2 p99_ms ours)" ]; then
     p=$(num_or "$(val S2 p99_ms ours)" 1e9)
     [ "$(calc "($p <= 50) ? 1 : 0")" = 1 ] || miss "S2: p99 $p ms, target 50 ms"
-    for k in lost dup failed; do
+    for k in lost lost_any_run dup failed; do
         v=$(num_or "$(val S2 $k ours)" 1)
+        [ "$k" = lost_any_run ] && [ -z "$(val S2 $k ours)" ] && continue
         [ "$v" = 0 ] || miss "S2: $k $v, target 0"
     done
 fi
@@ -615,8 +641,9 @@ if check_ours S4 && [ -n "$(val S4 deliveries_per_s ours)" ] && [[ " $TARGETS " 
     [ "$(calc "($o >= $n) ? 1 : 0")" = 1 ] || miss "S4: $o deliveries/s, nchan $n"
 fi
 if check_ours S5 && [ -n "$(val S5 lost ours)" ]; then
-    for k in lost dup failed; do
+    for k in lost lost_any_run dup failed; do
         v=$(num_or "$(val S5 $k ours)" 1)
+        [ "$k" = lost_any_run ] && [ -z "$(val S5 $k ours)" ] && continue
         [ "$v" = 0 ] || miss "S5: $k $v, target 0"
     done
 fi
@@ -629,7 +656,7 @@ OUT=$RESULTS/latest.md
 {
     echo "# Benchmark: mod_upload_progress vs nchan"
     echo
-    echo "- command: \`$(env | grep -E '^(QUICK|SCENARIOS|TARGETS|PROTO|PUBLISH|S[1-5]_[A-Z_]+|HTTPD_[A-Z_]+|NCHAN_WORKERS|CONNECT_RATE)=' | sort | tr '\n' ' ')bench/run.sh\`"
+    echo "- command: \`$(env | grep -E '^(QUICK|REPEAT|SCENARIOS|TARGETS|PROTO|PUBLISH|UPM_MODULE|S[1-5]_[A-Z_]+|HTTPD_[A-Z_]+|NCHAN_WORKERS|CONNECT_RATE)=' | sort | tr '\n' ' ')bench/run.sh\`"
     echo "- date: $(date -u +%Y-%m-%dT%H:%MZ), took ${ELAPSED}s; $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GB"
     echo "- ours: httpd $($HTTPD -v | sed -n 's/Server version: //p'), event MPM, sizing $HTTPD_SIZING${OURS_NOTE:+ ($OURS_NOTE)}; module $(git -C "$TOP" describe --always --dirty 2>/dev/null)"
     echo "- nchan: $(nginx -v 2>&1 | sed 's/.*: //'), libnginx-mod-nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan)"
@@ -645,7 +672,7 @@ OUT=$RESULTS/latest.md
     echo
     echo "Per-scenario load average (1/5/15 min) at the start:"
     awk -F'\t' '$2 == "load" { printf "- %s %s: %s\n", $1, $3, $4 }' "$RUN/results.tsv"
-    s4=$(awk -F'\t' '$1 == "S4" && $2 ~ /^step_/ { printf "- %s %s: %s\n", $3, substr($2, 6) " ev/s", $4 }' "$RUN/results.tsv")
+    s4=$(awk -F'\t' '$1 == "S4" && $2 ~ /^step_/ { split($2, a, "_"); printf "- %s %s ev/s (try %s): %s\n", $3, a[2], a[3], $4 }' "$RUN/results.tsv")
     if [ -n "$s4" ]; then
         echo
         echo "S4 steps:"
