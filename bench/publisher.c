@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -558,6 +559,11 @@ int main(int argc, char **argv)
                 unanswered += (uint64_t)r->nevents;
             }
         }
+        struct rusage ru;
+        double cpu_s;
+        getrusage(RUSAGE_SELF, &ru);
+        cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
+                + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
         out = opt.out_file ? fopen(opt.out_file, "w") : stdout;
         if (!out) {
             bl_die("cannot write %s", opt.out_file);
@@ -566,14 +572,14 @@ int main(int argc, char **argv)
                 "\"published\":%llu,\"acked\":%llu,\"errors\":%llu,\"unanswered\":%llu,"
                 "\"retries\":%llu,\"reconnects\":%llu,\"drained\":%d,\"interrupted\":%d,"
                 "\"generation_s\":%.3f,\"lag_p50_ms\":%.3f,\"lag_p99_ms\":%.3f,"
-                "\"lag_max_ms\":%.3f,\"first_status\":%d,\"first_error\":\"%s\"}\n",
+                "\"lag_max_ms\":%.3f,\"cpu_s\":%.3f,\"first_status\":%d,\"first_error\":\"%s\"}\n",
                 opt.target == T_OURS ? "ours" : opt.target == T_NCHAN ? "nchan" : "redis",
                 opt.rate, opt.duration, (unsigned long long)total, (unsigned long long)next,
                 (unsigned long long)acked, (unsigned long long)errors,
                 (unsigned long long)unanswered, (unsigned long long)retries,
                 (unsigned long long)reconnects, drained, (int)interrupted, gen_s,
                 bl_hist_quantile(&lag, 0.5) / 1000.0, bl_hist_quantile(&lag, 0.99) / 1000.0,
-                lag.max / 1000.0, first_status, first_error);
+                lag.max / 1000.0, cpu_s, first_status, first_error);
         if (out != stdout) {
             fclose(out);
         }

@@ -139,6 +139,16 @@ kill_tree() { # PID: TERM, wait up to 20 s, then KILL what is left
     done
     for p in $pids; do kill -KILL "$p" 2>/dev/null; done
     wait "$pid" 2>/dev/null
+    # Thousands of exiting threads keep the machine busy for a while: the
+    # next measurement starts when they are gone.
+    for i in $(seq 1 150); do
+        local alive=0
+        for p in $pids; do
+            [ -d "/proc/$p" ] && { alive=1; break; }
+        done
+        [ "$alive" = 0 ] && break
+        sleep 0.2
+    done
     return 0
 }
 
@@ -268,6 +278,7 @@ pget() { # "k=v ..." KEY
     echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 calc() { awk "BEGIN { printf \"%s\", $* }"; }
+num_or() { [[ "$1" =~ ^-?[0-9.]+$ ]] && echo "$1" || echo "$2"; }
 
 record() { # SCENARIO METRIC TARGET VALUE
     printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$RUN/results.tsv"
@@ -363,32 +374,38 @@ publish() { # TARGET USERS PREFIX RATE SECONDS PICK OUTDIR
 
 server_stat() { "$PSTAT" "$SERVER_PID" 2>/dev/null; }
 
+machine_stat() { # "busy total" jiffies of all CPUs; interrupt time left out
+    # (on loopback, softirq time is mostly this benchmark's own packets)
+    awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6 - $7 - $8, t; exit }' /proc/stat
+}
+machine_pct() { # BEFORE AFTER: busy CPU of the machine, % of one core
+    local b0 t0 b1 t1
+    read -r b0 t0 <<< "$1"; read -r b1 t1 <<< "$2"
+    calc "($t1 > $t0) ? ($b1 - $b0) * 100 * $(nproc) / ($t1 - $t0) : 0"
+}
+
 cpu_pct() { # STAT_BEFORE STAT_AFTER SECONDS
     local t0 t1 hz
     t0=$(pget "$1" cpu_ticks); t1=$(pget "$2" cpu_ticks); hz=$(pget "$2" hz)
     calc "($t1 - $t0) * 100 / $hz / $3"
 }
 
-note_load() { # what else runs here: the machine is shared
-    record "$1" load "$2" "$(cut -d' ' -f1-3 /proc/loadavg)"
-}
-
 # ---- scenarios ------------------------------------------------------------
 
 # S1: hold N idle connections; user-space memory above the baseline and CPU.
 run_s1() {
-    local target=$1 base held stat1 stat2 pss0 pss1 kb ctimeout
+    local target=$1 base held stat1 stat2 pss0 pss1 kb ctimeout m0 m1
     log "S1 $target: hold $S1_CONNS idle connections"
-    note_load S1 "$target"
     start_server "$target" "$S1_CONNS"
     base=$(server_stat)
     ctimeout=$(( S1_CONNS / CONNECT_RATE + 45 ))
     start_subs "$target" s1 "$S1_CONNS" "$S1_CONNS" s1u "$ctimeout" nosent
     wait_connected "$S1_CONNS" $((ctimeout + 5))
     sleep 3
-    stat1=$(server_stat)
+    stat1=$(server_stat); m0=$(machine_stat)
     sleep "$S1_HOLD_SECONDS"
-    stat2=$(server_stat)
+    stat2=$(server_stat); m1=$(machine_stat)
+    record S1 other_cpu "$target" "$(calc "$(machine_pct "$m0" "$m1") - $(cpu_pct "$stat1" "$stat2" "$S1_HOLD_SECONDS")")"
     held=$(status_get "$LC_DIR/status" streaming)
     pss0=$(pget "$base" pss_kb); pss1=$(pget "$stat2" pss_kb)
     if [ "${held:-0}" -gt 0 ]; then
@@ -412,14 +429,21 @@ run_s1() {
 # One delivery run on a running server: subscribers, publisher, drain.
 # Sets RUN_DIR to the directory with sub.json and pub.json.
 delivery_run() { # TARGET TAG CONNS USERS RATE SECONDS PICK
-    local target=$1 tag=$2 conns=$3 users=$4 rate=$5 secs=$6 pick=$7 s0 s1 t0 t1
+    local target=$1 tag=$2 conns=$3 users=$4 rate=$5 secs=$6 pick=$7 s0 s1 t0 t1 c0 c1 m0 m1 el
     start_subs "$target" "$tag" "$conns" "$users" "${tag}u" 60
     wait_connected "$conns" 65
     sleep 1
-    s0=$(server_stat); t0=$(date +%s.%N)
+    s0=$(server_stat); c0=$("$PSTAT" "$LC_PID"); m0=$(machine_stat); t0=$(date +%s.%N)
     publish "$target" "$users" "${tag}u" "$rate" "$secs" "$pick" "$LC_DIR"
-    s1=$(server_stat); t1=$(date +%s.%N)
-    SERVER_CPU=$(cpu_pct "$s0" "$s1" "$(calc "$t1 - $t0")")
+    s1=$(server_stat); c1=$("$PSTAT" "$LC_PID"); m1=$(machine_stat); t1=$(date +%s.%N)
+    el=$(calc "$t1 - $t0")
+    SERVER_CPU=$(cpu_pct "$s0" "$s1" "$el")
+    # The load tools' share, and what the rest of this shared machine used.
+    TOOLS_CPU=$(calc "$(cpu_pct "$c0" "$c1" "$el") + $(num_or "$(jget "$LC_DIR/pub.json" cpu_s)" 0) * 100 / $el")
+    MACHINE_CPU=$(machine_pct "$m0" "$m1")
+    OTHER_CPU=$(calc "$MACHINE_CPU - $SERVER_CPU - $TOOLS_CPU")
+    OTHER_CPU=$(calc "($OTHER_CPU < 0) ? 0 : $OTHER_CPU")
+    printf '%s %s %s\n' "$SERVER_CPU" "$TOOLS_CPU" "$OTHER_CPU" > "$LC_DIR/cpu"
     finish_subs
     RUN_DIR=$LC_DIR
 }
@@ -433,8 +457,11 @@ record_delivery() { # SCENARIO TARGET DIR
     for k in acked errors lag_p99_ms first_error; do
         record "$s" "pub_$k" "$t" "$(jget "$d/pub.json" "$k")"
     done
+    read -r SERVER_CPU TOOLS_CPU OTHER_CPU < "$d/cpu"
     record "$s" cpu "$t" "$SERVER_CPU"
-    log "  p50 $(jget "$d/sub.json" p50_ms) ms, p99 $(jget "$d/sub.json" p99_ms) ms, max $(jget "$d/sub.json" max_ms) ms, delivered $(jget "$d/sub.json" delivered), lost $(jget "$d/sub.json" lost), dup $(jget "$d/sub.json" dup), foreign $(jget "$d/sub.json" foreign), server CPU ${SERVER_CPU}%"
+    record "$s" tools_cpu "$t" "$TOOLS_CPU"
+    record "$s" other_cpu "$t" "$OTHER_CPU"
+    log "  p50 $(jget "$d/sub.json" p50_ms) ms, p99 $(jget "$d/sub.json" p99_ms) ms, max $(jget "$d/sub.json" max_ms) ms, delivered $(jget "$d/sub.json" delivered), lost $(jget "$d/sub.json" lost), dup $(jget "$d/sub.json" dup), foreign $(jget "$d/sub.json" foreign), server CPU ${SERVER_CPU}%, load tools ${TOOLS_CPU}%, others ${OTHER_CPU}%"
 }
 
 # Runs a delivery scenario REPEAT times on one server and records the run
@@ -443,15 +470,17 @@ record_delivery() { # SCENARIO TARGET DIR
 repeated_delivery() { # SCENARIO TARGET TAG CONNS USERS RATE SECONDS PICK
     local scen=$1 target=$2 tag=$3 r runs="" p99s="" chosen
     for r in $(seq 1 "$REPEAT"); do
+        # A fresh server per run: runs stay independent (a worker-held
+        # stream notices its client left only at its next write).
+        start_server "$target" "$4"
         delivery_run "$target" "$tag$([ "$REPEAT" -gt 1 ] && echo "r$r")" "$4" "$5" "$6" "$7" "$8"
-        echo "$SERVER_CPU" > "$RUN_DIR/server_cpu"
+        stop_server
         runs="$runs$(jget "$RUN_DIR/sub.json" p99_ms) $RUN_DIR
 "
         p99s="$p99s $(jget "$RUN_DIR/sub.json" p99_ms)"
         [ "$REPEAT" -gt 1 ] && log "  run $r: p99 $(jget "$RUN_DIR/sub.json" p99_ms) ms, lost $(jget "$RUN_DIR/sub.json" lost)"
     done
     chosen=$(printf '%s' "$runs" | sort -g | sed -n "$(( (REPEAT + 1) / 2 ))p" | cut -d' ' -f2)
-    SERVER_CPU=$(cat "$chosen/server_cpu")
     record_delivery "$scen" "$target" "$chosen"
     [ "$REPEAT" -gt 1 ] && record "$scen" p99_runs "$target" "${p99s# }"
     # Loss in any run counts, not only in the median one.
@@ -469,19 +498,13 @@ repeated_delivery() { # SCENARIO TARGET TAG CONNS USERS RATE SECONDS PICK
 run_s2() {
     local target=$1
     log "S2 $target: $S2_CONNS connections, $S2_RATE events/s to random users, ${S2_SECONDS}s"
-    note_load S2 "$target"
-    start_server "$target" "$S2_CONNS"
     repeated_delivery S2 "$target" s2 "$S2_CONNS" "$S2_CONNS" "$S2_RATE" "$S2_SECONDS" random
-    stop_server
 }
 
 run_s3() {
     local target=$1
     log "S3 $target: one user, $S3_CONNS connections, $S3_RATE events/s, ${S3_SECONDS}s"
-    note_load S3 "$target"
-    start_server "$target" "$S3_CONNS"
     repeated_delivery S3 "$target" s3 "$S3_CONNS" 1 "$S3_RATE" "$S3_SECONDS" cycle
-    stop_server
 }
 
 # S4: the event rate goes up step by step (S4_USERS users with
@@ -490,21 +513,22 @@ run_s3() {
 run_s4() {
     local target=$1 rate best=0 best_p99="" step=0 p99 lost dps failed
     log "S4 $target: $S4_CONNS connections over $S4_USERS users, rates $S4_RATES"
-    note_load S4 "$target"
-    start_server "$target" "$S4_CONNS"
     for rate in $S4_RATES; do
         local try ok=0
         # A step that fails is tried once more before the search stops: on a
         # shared machine one burst of someone else's work can sink a step.
         for try in 1 2; do
             step=$((step + 1))
+            start_server "$target" "$S4_CONNS"
             delivery_run "$target" "s4s$step" "$S4_CONNS" "$S4_USERS" "$rate" "$S4_SECONDS" random
+            stop_server
+            read -r SERVER_CPU TOOLS_CPU OTHER_CPU < "$RUN_DIR/cpu"
             p99=$(jget "$RUN_DIR/sub.json" p99_ms)
             lost=$(jget "$RUN_DIR/sub.json" lost)
             failed=$(jget "$RUN_DIR/sub.json" failed)
             dps=$(calc "$(jget "$RUN_DIR/sub.json" delivered) / $S4_SECONDS")
-            log "  $rate events/s: $dps deliveries/s, p99 $p99 ms, lost $lost, failed $failed, server CPU ${SERVER_CPU}%"
-            record S4 "step_${rate}_$try" "$target" "$dps/s p99=${p99}ms lost=$lost cpu=${SERVER_CPU}%"
+            log "  $rate events/s: $dps deliveries/s, p99 $p99 ms, lost $lost, failed $failed, server CPU ${SERVER_CPU}%, others ${OTHER_CPU}%"
+            record S4 "step_${rate}_$try" "$target" "$dps/s p99=${p99}ms lost=$lost resets=$(jget "$RUN_DIR/sub.json" resets) server_cpu=${SERVER_CPU}% others_cpu=${OTHER_CPU}%"
             if [ "$(calc "($p99 < 100 && $lost == 0 && $failed == 0) ? 1 : 0")" = 1 ]; then
                 ok=1
                 break
@@ -518,16 +542,12 @@ run_s4() {
     done
     record S4 deliveries_per_s "$target" "$best"
     record S4 p99_at_best "$target" "${best_p99:-NaN}"
-    stop_server
 }
 
 run_s5() {
     local target=$1 rate=$((S5_USERS * S5_RATE))
     log "S5 $target: $S5_CONNS SSE clients over $S5_USERS users, $S5_RATE messages/s each, ${S5_SECONDS}s"
-    note_load S5 "$target"
-    start_server "$target" "$S5_CONNS"
     repeated_delivery S5 "$target" s5 "$S5_CONNS" "$S5_USERS" "$rate" "$S5_SECONDS" cycle
-    stop_server
 }
 
 # ---- run ------------------------------------------------------------------
@@ -588,6 +608,7 @@ TABLE=$RUN/table.md
     row S1 server_mb "server PSS total, MB"
     row S1 threads "server threads"
     row S1 cpu_idle "server CPU % while idle"
+    row S1 other_cpu "other processes' CPU % meanwhile (shared machine)"
     row S1 connect_s "connect phase, s (ends early when all are in)"
     for s in S2 S3 S5; do
         case $s in
@@ -608,6 +629,8 @@ TABLE=$RUN/table.md
         row "$s" foreign "other users' messages"
         row "$s" failed "connections failed"
         row "$s" cpu "server CPU % while publishing"
+        row "$s" tools_cpu "load client + publisher CPU %"
+        row "$s" other_cpu "other processes' CPU % (shared machine)"
     done
     if [ -n "$(val S4 deliveries_per_s ours)$(val S4 deliveries_per_s nchan)" ]; then
         echo "| S4 | *$S4_CONNS conns / $S4_USERS users, steps $S4_RATES ev/s, ${S4_SECONDS}s each* | | | |"
@@ -619,7 +642,6 @@ TABLE=$RUN/table.md
 FAILS=""
 miss() { FAILS="$FAILS
 - $*"; }
-num_or() { [[ "$1" =~ ^-?[0-9.]+$ ]] && echo "$1" || echo "$2"; }
 check_ours() { [[ " $TARGETS " == *" ours "* ]] && [[ " $SCENARIOS " == *" $1 "* ]]; }
 if check_ours S1 && [ -n "$(val S1 held ours)" ]; then
     h=$(num_or "$(val S1 held ours)" 0)
@@ -670,8 +692,9 @@ OUT=$RESULTS/latest.md
         echo "All targets met."
     fi
     echo
-    echo "Per-scenario load average (1/5/15 min) at the start:"
-    awk -F'\t' '$2 == "load" { printf "- %s %s: %s\n", $1, $3, $4 }' "$RUN/results.tsv"
+    echo "CPU % is of one core (200 % = both); \"other processes\" is what the rest of the"
+    echo "machine used meanwhile (other people's builds and tests), from /proc/stat without"
+    echo "interrupt time."
     s4=$(awk -F'\t' '$1 == "S4" && $2 ~ /^step_/ { split($2, a, "_"); printf "- %s %s ev/s (try %s): %s\n", $3, a[2], a[3], $4 }' "$RUN/results.tsv")
     if [ -n "$s4" ]; then
         echo
