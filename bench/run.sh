@@ -394,7 +394,7 @@ cpu_pct() { # STAT_BEFORE STAT_AFTER SECONDS
 
 # S1: hold N idle connections; user-space memory above the baseline and CPU.
 run_s1() {
-    local target=$1 base held stat1 stat2 pss0 pss1 kb ctimeout m0 m1
+    local target=$1 base held stat1 stat2 pss0 pss1 kb ctimeout m0 m1 c0 c1
     log "S1 $target: hold $S1_CONNS idle connections"
     start_server "$target" "$S1_CONNS"
     base=$(server_stat)
@@ -402,10 +402,11 @@ run_s1() {
     start_subs "$target" s1 "$S1_CONNS" "$S1_CONNS" s1u "$ctimeout" nosent
     wait_connected "$S1_CONNS" $((ctimeout + 5))
     sleep 3
-    stat1=$(server_stat); m0=$(machine_stat)
+    stat1=$(server_stat); c0=$("$PSTAT" "$LC_PID"); m0=$(machine_stat)
     sleep "$S1_HOLD_SECONDS"
-    stat2=$(server_stat); m1=$(machine_stat)
-    record S1 other_cpu "$target" "$(calc "$(machine_pct "$m0" "$m1") - $(cpu_pct "$stat1" "$stat2" "$S1_HOLD_SECONDS")")"
+    stat2=$(server_stat); c1=$("$PSTAT" "$LC_PID"); m1=$(machine_stat)
+    record S1 tools_cpu "$target" "$(cpu_pct "$c0" "$c1" "$S1_HOLD_SECONDS")"
+    record S1 other_cpu "$target" "$(calc "$(machine_pct "$m0" "$m1") - $(cpu_pct "$stat1" "$stat2" "$S1_HOLD_SECONDS") - $(cpu_pct "$c0" "$c1" "$S1_HOLD_SECONDS")")"
     held=$(status_get "$LC_DIR/status" streaming)
     pss0=$(pget "$base" pss_kb); pss1=$(pget "$stat2" pss_kb)
     if [ "${held:-0}" -gt 0 ]; then
@@ -608,6 +609,7 @@ TABLE=$RUN/table.md
     row S1 server_mb "server PSS total, MB"
     row S1 threads "server threads"
     row S1 cpu_idle "server CPU % while idle"
+    row S1 tools_cpu "load client CPU % meanwhile"
     row S1 other_cpu "other processes' CPU % meanwhile (shared machine)"
     row S1 connect_s "connect phase, s (ends early when all are in)"
     for s in S2 S3 S5; do
