@@ -159,8 +159,14 @@ upm_sub *upm_hub_add(apr_pool_t *p, const upm_sub_spec *spec)
     sub->spec = *spec;
     id = spec->via == UPM_F_OWNER ? spec->user : spec->scope[spec->via];
     sub->key = apr_psprintf(p, "%c:%s", via_char(spec->via), id);
+    /* The queue grows on the follower thread while the connection's own
+     * thread allocates from p: a pool cannot serve both, so the queue is
+     * the subscriber's own memory, freed when it leaves the hub. */
     sub->qcap = 16;
-    sub->q = apr_palloc(p, sizeof(upm_frame *) * sub->qcap);
+    sub->q = malloc(sizeof(upm_frame *) * sub->qcap);
+    if (!sub->q) {
+        sub->qcap = 0;
+    }
     upm_throttle_init(&sub->thr);
     apr_thread_cond_create(&sub->cond, p);
 
@@ -192,6 +198,9 @@ void upm_hub_remove(upm_sub *sub)
     if (sub->registered) {
         index_unlink(sub);
         queue_clear(sub);
+        free(sub->q);
+        sub->q = NULL;
+        sub->qcap = 0;
         sub->registered = 0;
         hub.count--;
     }
@@ -301,14 +310,17 @@ static void enqueue(upm_sub *sub, upm_frame *f)
         set_reset(sub, "overflow");
     }
     if (sub->qlen == sub->qcap) {
-        int ncap = sub->qcap * 2, i;
-        /* The old array stays in the connection's pool: growth is bounded
-         * by UPM_QUEUE_MAX_FRAMES, so the waste is at most the final size. */
-        upm_frame **nq = apr_palloc(apr_thread_cond_pool_get(sub->cond),
-                                    sizeof(upm_frame *) * ncap);
+        int ncap = sub->qcap ? sub->qcap * 2 : 16, i;
+        upm_frame **nq = malloc(sizeof(upm_frame *) * ncap);
+        if (!nq) {
+            upm_stats_add(UPM_ST_DROPPED_OVERFLOW, 1);
+            set_reset(sub, "overflow");
+            return;
+        }
         for (i = 0; i < sub->qlen; i++) {
             nq[i] = sub->q[(sub->qhead + i) % sub->qcap];
         }
+        free(sub->q);
         sub->q = nq;
         sub->qcap = ncap;
         sub->qhead = 0;

@@ -395,15 +395,19 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thd, void *data)
         rx.incoming = NULL;
         rdy = rx.ready;
         rx.ready = NULL;
-        for (rc = rdy; rc; rc = rc->next_ready) {
-            rc->queued = 0;
-        }
         apr_thread_mutex_unlock(rx.lock);
 
         /* Ready ones first: a stream not handed over yet is skipped here
-         * and pumped below once it is. */
+         * and pumped below once it is.  Each leaves the list under the lock
+         * just before its pump: a notify during the pump then queues it
+         * again (onto the next list), and can never rewrite the link this
+         * walk still has to follow. */
         for (rc = rdy; rc; rc = nx) {
+            apr_thread_mutex_lock(rx.lock);
             nx = rc->next_ready;
+            rc->next_ready = NULL;
+            rc->queued = 0;
+            apr_thread_mutex_unlock(rx.lock);
             if (rc->owned && !rc->closing) {
                 rc->ops->pump(rc);
             }
