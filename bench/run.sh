@@ -20,11 +20,12 @@
 #   S4_CONNS S4_USERS S4_RATES S4_SECONDS S5_CONNS S5_USERS S5_RATE S5_SECONDS
 #   REPEAT=3 (QUICK: 1)             runs of S2, S3, S5 per server; the median
 #                                   (by p99) is reported, loss of any run too
-#   HTTPD_SIZING=threads|async      MPM sizing of ours: "threads" (now: a
-#                                   stream holds a worker thread, so threads
+#   HTTPD_SIZING=async|threads      MPM sizing of ours: "threads" (a
+#                                   stream on its worker thread, as with
+#                                   UploadProgressAsync Off: threads
 #                                   cover every connection, capped by what
 #                                   this machine's pid_max leaves), "async"
-#                                   (the reactor: few threads, children for
+#                                   (the default, the reactor: few threads, children for
 #                                   the file limit)
 #   HTTPD_THREADS_PER_CHILD, HTTPD_SERVERS, HTTPD_ARWF  override the sizing
 #   UPM_MODULE=/path/to/mod_upload_progress.so   a module built elsewhere
@@ -43,7 +44,7 @@ PUBLISH=${PUBLISH:-http}
 OURS_PORT=${OURS_PORT:-8640}
 NCHAN_PORT=${NCHAN_PORT:-8650}
 REDIS_PORT=${REDIS_PORT:-6381}
-HTTPD_SIZING=${HTTPD_SIZING:-threads}
+HTTPD_SIZING=${HTTPD_SIZING:-async}
 
 if [ "$QUICK" = 1 ]; then
     S1_CONNS=${S1_CONNS:-2000}
