@@ -12,18 +12,26 @@
 #include "upm_config.h"
 #include "upm_handlers.h"
 #include "upm_hub.h"
+#include "upm_redis.h"
 
 
 static int upm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                            server_rec *s)
 {
-    return upm_bus_post_config(pconf, plog, ptemp, s);
+    int rc = upm_bus_post_config(pconf, plog, ptemp, s);
+    if (rc == OK) {
+        rc = upm_redis_post_config(pconf, plog, ptemp, s);
+    }
+    return rc;
 }
 
 static void upm_child_init(apr_pool_t *pchild, server_rec *s)
 {
     upm_bus_child_init(pchild, s);
     upm_hub_child_init(pchild, s);
+    /* After the hub: its cleanup (which stops the listener) then runs
+     * before the hub's own. */
+    upm_redis_child_init(pchild, s);
 }
 
 static void upm_child_stopping(apr_pool_t *pchild, int graceful)

@@ -1,5 +1,6 @@
 #include "upm_bus.h"
 #include "upm_config.h"
+#include "upm_redis_logic.h"
 #include "upm_futex.h"
 #include "upm_stats.h"
 
@@ -10,6 +11,7 @@
 #include <apr_shm.h>
 #include <apr_global_mutex.h>
 #include <apr_strings.h>
+#include <unistd.h>
 
 APLOG_USE_MODULE(upload_progress);
 
@@ -23,12 +25,25 @@ typedef struct {
     const char *mutex_file;
     apr_uint32_t nslots;
     apr_size_t data_bytes;
+    apr_size_t layout;          /* what the module that made the segment laid out */
+    int mode;                   /* UPM_BUS_MODE_* the ring was made for */
 } upm_bus_retained;
+
+/* State shared by the children beside the ring: the Redis feeder lease. */
+typedef struct {
+    upm_lease lease;
+} upm_bus_ctl;
 
 static upm_bus_retained *bus;
 static upm_ring *ring;
+static upm_bus_ctl *ctl;
+static int bus_mode;
 
 #define STATS_BYTES ((sizeof(upm_stats_shm) + 63) & ~(apr_size_t)63)
+#define CTL_BYTES   ((sizeof(upm_bus_ctl) + 63) & ~(apr_size_t)63)
+/* Changes whenever a module build lays the segment out differently, so a
+ * graceful restart into a new build starts afresh instead of misreading. */
+#define BUS_LAYOUT  (STATS_BYTES * 1000003u + CTL_BYTES * 101u + 2u)
 
 static apr_uint64_t new_epoch(void)
 {
@@ -46,6 +61,7 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     apr_pool_t *keep = s->process->pool;
     apr_status_t rv;
     void *base;
+    int mode = upm_conf_redis_mode(sc);
 
     /* The first post_config of a start only checks the configuration. */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
@@ -80,8 +96,18 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         apr_shm_destroy(bus->shm);
         bus->shm = NULL;
     }
+    if (bus->shm && (bus->layout != BUS_LAYOUT || bus->mode != mode)) {
+        /* Streams mode numbers messages with stream ids, the others with
+         * the ring's own: a ring of one kind means nothing to the other. */
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, APLOGNO(13200)
+                     "%s: starting a new replay ring and epoch",
+                     bus->mode != mode ? "Redis ingest mode changed"
+                                       : "shared memory layout changed");
+        apr_shm_destroy(bus->shm);
+        bus->shm = NULL;
+    }
     if (!bus->shm) {
-        apr_size_t size = STATS_BYTES + upm_ring_bytes(nslots, data);
+        apr_size_t size = STATS_BYTES + CTL_BYTES + upm_ring_bytes(nslots, data);
         rv = apr_shm_create(&bus->shm, size, NULL, keep);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(13013)
@@ -90,23 +116,28 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         base = apr_shm_baseaddr_get(bus->shm);
-        memset(base, 0, STATS_BYTES);
-        ring = upm_ring_init((char *)base + STATS_BYTES, nslots, data, new_epoch());
+        memset(base, 0, STATS_BYTES + CTL_BYTES);
+        ring = upm_ring_init((char *)base + STATS_BYTES + CTL_BYTES, nslots, data,
+                             new_epoch());
         bus->nslots = nslots;
         bus->data_bytes = data;
+        bus->layout = BUS_LAYOUT;
+        bus->mode = mode;
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, APLOGNO(13014)
                      "replay ring created: %u messages, %" APR_SIZE_T_FMT
                      " bytes, epoch %" APR_UINT64_T_FMT, nslots, data, upm_ring_epoch(ring));
     }
     else {
         base = apr_shm_baseaddr_get(bus->shm);
-        ring = upm_ring_attach((char *)base + STATS_BYTES, nslots, data);
+        ring = upm_ring_attach((char *)base + STATS_BYTES + CTL_BYTES, nslots, data);
         if (!ring) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(13015)
                          "retained replay ring is corrupt");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+    ctl = (upm_bus_ctl *)((char *)base + STATS_BYTES);
+    bus_mode = mode;
     upm_stats_attach(base);
     return OK;
 }
@@ -242,4 +273,151 @@ void upm_bus_wake_all(void)
         __atomic_add_fetch(upm_ring_wake_word(ring), 1, __ATOMIC_RELEASE);
         upm_futex_wake_all(upm_ring_wake_word(ring));
     }
+}
+
+/* ---- Redis ingest: the feeder lease and fenced appends ---------------- */
+
+int upm_bus_mode(void)
+{
+    return bus_mode;
+}
+
+int upm_bus_with_lease(int (*fn)(upm_lease *l, void *baton), void *baton)
+{
+    int rc;
+    if (!ctl || !bus->mutex || apr_global_mutex_lock(bus->mutex) != APR_SUCCESS) {
+        return -1;
+    }
+    rc = fn(&ctl->lease, baton);
+    apr_global_mutex_unlock(bus->mutex);
+    return rc;
+}
+
+apr_status_t upm_bus_feed(apr_pool_t *p, apr_uint64_t gen, upm_msg *const *msgs, int n,
+                          const apr_uint64_t *marks, apr_size_t nmarks, const char *xid,
+                          apr_uint64_t *seqs)
+{
+    char **recs = NULL;
+    apr_size_t *lens = NULL;
+    apr_size_t max;
+    int i;
+
+    if (!ring || !ctl || !bus->mutex) {
+        return APR_EGENERAL;
+    }
+    max = upm_ring_max_record(ring);
+    if (n > 0) {
+        recs = apr_palloc(p, sizeof(char *) * n);
+        lens = apr_palloc(p, sizeof(apr_size_t) * n);
+    }
+    for (i = 0; i < n; i++) {
+        /* Packed before the lock: the critical section only copies. */
+        recs[i] = upm_msg_pack(p, msgs[i], &lens[i]);
+    }
+    if (apr_global_mutex_lock(bus->mutex) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    if (ctl->lease.holder != (apr_int64_t)getpid() || ctl->lease.gen != gen) {
+        /* Another child took over: whatever this one holds is its now. */
+        apr_global_mutex_unlock(bus->mutex);
+        return APR_EBUSY;
+    }
+    for (i = 0; i < n; i++) {
+        seqs[i] = lens[i] <= max ? upm_ring_append(ring, recs[i], lens[i]) : 0;
+    }
+    if (nmarks) {
+        upm_lease_push_marks(&ctl->lease, marks, nmarks);
+        ctl->lease.taken += nmarks;
+    }
+    if (xid && *xid) {
+        apr_cpystrn(ctl->lease.xid, xid, sizeof(ctl->lease.xid));
+    }
+    ctl->lease.renewed = apr_time_now();
+    apr_global_mutex_unlock(bus->mutex);
+    if (n > 0) {
+        upm_stats_add(UPM_ST_EVENTS_ACCEPTED, (apr_uint64_t)n);
+        __atomic_add_fetch(upm_ring_wake_word(ring), 1, __ATOMIC_RELEASE);
+        upm_futex_wake_all(upm_ring_wake_word(ring));
+    }
+    return APR_SUCCESS;
+}
+
+/* The stream id of ring record seq; 0 when it has none.  Lock held. */
+static int record_xid(apr_uint64_t seq, upm_xid *x)
+{
+    const void *data;
+    apr_size_t len;
+    upm_msg m;
+    if (upm_ring_peek(ring, seq, &data, &len) != UPM_RING_OK
+        || upm_msg_unpack(data, len, &m) != 0 || !*m.ext) {
+        return 0;
+    }
+    return upm_xid_parse(m.ext, strlen(m.ext), x) == 0;
+}
+
+upm_bus_xfind upm_bus_find_xid(const char *id, apr_uint64_t *after, apr_uint64_t *last)
+{
+    upm_xid s, x;
+    apr_uint64_t lo, hi, oldest;
+    upm_bus_xfind st;
+
+    *after = *last = 0;
+    if (upm_xid_parse(id, strlen(id), &s) != 0) {
+        return UPM_XFIND_INVALID;
+    }
+    if (!ring || apr_global_mutex_lock(bus->mutex) != APR_SUCCESS) {
+        return UPM_XFIND_UNCOVERED;
+    }
+    *last = upm_ring_last(ring);
+    oldest = upm_ring_oldest(ring);
+    if (oldest > *last || !record_xid(oldest, &x) || upm_xid_cmp(x, s) > 0) {
+        /* Empty, or its oldest record is already past the id: what lies
+         * between is only in the stream. */
+        st = UPM_XFIND_UNCOVERED;
+    }
+    else {
+        /* Stream ids never decrease along the ring: find the first record
+         * past the id. */
+        lo = oldest;
+        hi = *last + 1;
+        while (lo < hi) {
+            apr_uint64_t mid = lo + (hi - lo) / 2;
+            if (record_xid(mid, &x) && upm_xid_cmp(x, s) > 0) {
+                hi = mid;
+            }
+            else {
+                lo = mid + 1;
+            }
+        }
+        *after = lo - 1;
+        st = UPM_XFIND_COVERED;
+    }
+    apr_global_mutex_unlock(bus->mutex);
+    return st;
+}
+
+const char *upm_bus_newest_id(apr_pool_t *p)
+{
+    apr_uint64_t last;
+    upm_xid x;
+    char buf[UPM_XID_LEN];
+
+    if (!ring || apr_global_mutex_lock(bus->mutex) != APR_SUCCESS) {
+        return upm_id_format(p, upm_bus_epoch(), 0);
+    }
+    last = upm_ring_last(ring);
+    if (bus_mode == UPM_BUS_MODE_STREAM) {
+        /* The newest stream id this node has taken: the ring's own end, or
+         * the lease's mark when the ring has nothing yet. */
+        if (last && record_xid(last, &x)) {
+            upm_xid_format(buf, x);
+        }
+        else {
+            apr_cpystrn(buf, ctl->lease.xid[0] ? ctl->lease.xid : "0-0", sizeof(buf));
+        }
+        apr_global_mutex_unlock(bus->mutex);
+        return apr_pstrdup(p, buf);
+    }
+    apr_global_mutex_unlock(bus->mutex);
+    return upm_id_format(p, upm_bus_epoch(), last);
 }

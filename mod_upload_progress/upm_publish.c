@@ -6,6 +6,7 @@
 #include "upm_event.h"
 #include "upm_jwt.h"
 #include "upm_msg.h"
+#include "upm_redis.h"
 #include "upm_stats.h"
 
 #include "http_config.h"
@@ -269,6 +270,10 @@ int upm_publish_handler(request_rec *r)
     }
     json_decref(root);
 
+    if (upm_redis_enabled()) {
+        /* Through Redis, so every node sharing it delivers the events. */
+        return upm_redis_publish(r, msgs, (int)count);
+    }
     rv = upm_bus_publish(r->pool, msgs, (int)count, seqs);
     if (rv == APR_ENOSPC) {
         return upm_json_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "too_large",

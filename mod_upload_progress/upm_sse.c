@@ -5,6 +5,7 @@
 #include "upm_config.h"
 #include "upm_event.h"
 #include "upm_hub.h"
+#include "upm_redis.h"
 #include "upm_sse_fmt.h"
 #include "upm_stats.h"
 
@@ -58,17 +59,15 @@ static void out_frame(sse_out *o, const upm_frame *f)
 
 static void out_reset(sse_out *o, const char *reason)
 {
-    apr_uint64_t last, oldest;
     const char *id;
     json_t *j;
     char *data;
     apr_size_t len;
     char *frame;
 
-    upm_bus_state(&last, &oldest);
     /* The reset carries the current id: a client that reconnects with it
      * resumes from here instead of being reset again. */
-    id = upm_id_format(o->r->pool, upm_bus_epoch(), last);
+    id = upm_bus_newest_id(o->r->pool);
     j = json_pack("{s:s,s:s,s:s,s:s}", "type", "reset", "id", id, "reason", reason,
                   "timestamp", upm_iso8601(o->r->pool, apr_time_now()));
     data = json_dumps(j, JSON_COMPACT);
@@ -103,7 +102,11 @@ static apr_uint64_t replay(sse_out *o, upm_sub *sub, apr_uint64_t after)
         int n = upm_bus_read(bp, cursor, UPM_REPLAY_BATCH, msgs, &last, &oldest);
         int i;
         for (i = 0; i < n && !o->failed; i++) {
-            if (upm_sub_matches(sub, &msgs[i])) {
+            if (msgs[i].flags & UPM_MSG_GAP) {
+                /* Messages were lost here: what came before is moot. */
+                out_reset(o, "redis");
+            }
+            else if (upm_sub_matches(sub, &msgs[i])) {
                 upm_frame *f = upm_frame_make(&msgs[i], epoch);
                 if (f && upm_sub_throttle_pass(sub, f)) {
                     out_frame(o, f);
@@ -120,6 +123,69 @@ static apr_uint64_t replay(sse_out *o, upm_sub *sub, apr_uint64_t after)
     }
     apr_pool_destroy(bp);
     return last;
+}
+
+/* Streams mode: entries read back from the stream itself. */
+typedef struct {
+    sse_out *o;
+    upm_sub *sub;
+} stream_emit;
+
+static int stream_wants(void *baton, const upm_msg *m)
+{
+    stream_emit *se = baton;
+    return !se->o->failed && upm_sub_matches(se->sub, m);
+}
+
+static void stream_out(void *baton, const upm_msg *m)
+{
+    stream_emit *se = baton;
+    upm_frame *f = upm_frame_make(m, 0);
+    if (f && upm_sub_throttle_pass(se->sub, f)) {
+        out_frame(se->o, f);
+        upm_stats_add(UPM_ST_REPLAYED, 1);
+    }
+    upm_frame_unref(f);
+}
+
+/* Streams mode resume: ids are stream ids, valid on every node sharing the
+ * stream.  From this node's ring when it holds everything after the id,
+ * else from the stream; live frames up to what was replayed are dropped. */
+static void stream_resume(sse_out *o, upm_sub *sub, const char *resume)
+{
+    apr_uint64_t after, last;
+    upm_xid x;
+    upm_bus_xfind st = upm_bus_find_xid(resume, &after, &last);
+
+    if (st == UPM_XFIND_INVALID) {
+        out_reset(o, "invalid");
+        upm_bus_state(&last, &after);
+        upm_sub_skip_upto(sub, last);
+        return;
+    }
+    upm_xid_parse(resume, strlen(resume), &x);
+    if (st == UPM_XFIND_COVERED) {
+        upm_sub_skip_upto(sub, replay(o, sub, after));
+        /* The client may be ahead of this node's ring (it read on a node
+         * that took the entries a moment earlier). */
+        upm_sub_skip_xid(sub, x);
+    }
+    else {
+        stream_emit se = { o, sub };
+        upm_xid upto;
+        const char *reason = upm_redis_stream_replay(o->r, resume, stream_wants,
+                                                     stream_out, &se, &upto);
+        if (reason) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, o->r, APLOGNO(13207)
+                          "cannot resume user %s from %s: %s", o->r->user, resume, reason);
+            out_reset(o, reason);
+            upm_bus_state(&last, &after);
+            upm_sub_skip_upto(sub, last);
+        }
+        else {
+            upm_sub_skip_xid(sub, upto);
+        }
+    }
 }
 
 static const char *scope_value(request_rec *r, apr_table_t *q, const char *name,
@@ -203,7 +269,10 @@ int upm_sse_handler(request_rec *r)
     s = upm_sse_retry(r->pool, upm_conf_retry_ms(d), &len);
     out_raw(&o, s, len);
 
-    if (resume && *resume) {
+    if (resume && *resume && upm_bus_mode() == UPM_BUS_MODE_STREAM) {
+        stream_resume(&o, sub, resume);
+    }
+    else if (resume && *resume) {
         apr_uint64_t seq = 0, upto;
         upm_resume_status st = upm_bus_resume_check(resume, &seq);
         if (st == UPM_RESUME_OK) {

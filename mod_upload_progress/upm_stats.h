@@ -17,6 +17,14 @@ typedef enum {
     UPM_ST_DISPATCH_LAG,            /* a child's fan-out fell behind the ring */
     UPM_ST_SSE_OPENED,
     UPM_ST_SSE_CLOSED,
+    UPM_ST_REDIS_RECEIVED,          /* payloads the feeding listener took */
+    UPM_ST_REDIS_REFUSED,           /* ... of which refused (bad JSON, no owner ...) */
+    UPM_ST_REDIS_CONNECTS,          /* listener links established */
+    UPM_ST_REDIS_LINK_LOST,         /* listener links lost */
+    UPM_ST_REDIS_GAPS,              /* gaps marked in the ring (clients reset) */
+    UPM_ST_REDIS_TAKEOVERS,         /* feeder lease changes of hands */
+    UPM_ST_REDIS_PUBLISHED,         /* events the publish handler sent to Redis */
+    UPM_ST_REDIS_PUBLISH_FAILED,    /* publish requests refused: Redis unreachable */
     UPM_ST__COUNT
 } upm_stat;
 

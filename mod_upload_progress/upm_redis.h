@@ -1,0 +1,74 @@
+/* Redis ingest glue (DESIGN sections 1, 2, 4 and 5): the per-child
+ * listener that feeds the ring, the request threads' blocking connections
+ * (publish, Streams resume) and what they share. */
+#ifndef UPM_REDIS_H
+#define UPM_REDIS_H
+
+#include "httpd.h"
+#include <hiredis/hiredis.h>
+#include "upm_redis_logic.h"
+#include "upm_msg.h"
+
+/* post_config: checks that the configuration hangs together. */
+int upm_redis_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                          server_rec *s);
+/* child_init: the blocking connection pool and the listener thread. */
+void upm_redis_child_init(apr_pool_t *pchild, server_rec *s);
+
+/* Is Redis ingest configured (pub/sub or Streams)? */
+int upm_redis_enabled(void);
+
+/* ---- blocking connections (upm_redis_sync.c) -------------------------- */
+
+typedef struct upm_rconn upm_rconn;
+
+void upm_redis_sync_child_init(apr_pool_t *pchild, server_rec *s);
+/* A connection from this child's pool, or NULL (then *err says why) when
+ * Redis cannot be reached within UploadProgressRedisTimeout. */
+upm_rconn *upm_redis_acquire(const char **err);
+/* Returns it; broken: it failed and must be closed. */
+void upm_redis_release(upm_rconn *c, int broken);
+/* Whether this connection had served an earlier request (a failure on it
+ * may just be an idle connection the server closed). */
+int upm_rconn_reused(const upm_rconn *c);
+redisContext *upm_rconn_ctx(upm_rconn *c);
+
+/* ---- replies ----------------------------------------------------------- */
+
+/* XINFO STREAM: what the resume and the listener need. */
+typedef struct upm_xinfo {
+    int exists;                 /* 0: no such key */
+    int has_max_deleted;        /* Redis >= 7 reports it */
+    upm_xid max_deleted;        /* newest id ever deleted or trimmed */
+    upm_xid last_generated;
+    upm_xid first_entry;        /* valid when length > 0 */
+    apr_uint64_t length;
+} upm_xinfo;
+
+/* 0 when reply is a usable XINFO STREAM reply or the "no such key" error;
+ * -1 otherwise. */
+int upm_redis_parse_xinfo(const redisReply *reply, upm_xinfo *out);
+
+/* One XRANGE / XREAD entry [id, [field, value, ...]] -> its id and the
+ * payload and owner hint (upm_ingest_stream_fields).  -1 when malformed;
+ * *data is NULL when the entry has no payload field. */
+int upm_redis_parse_entry(apr_pool_t *p, const redisReply *e, const char **id,
+                          upm_xid *xid, const char **data, apr_size_t *dlen,
+                          const char **owner_hint);
+
+/* ---- used by the handlers ---------------------------------------------- */
+
+/* The publish handler's branch in Redis mode: PUBLISH (or XADD) the
+ * normalised messages in one MULTI/EXEC and answer the request. */
+int upm_redis_publish(request_rec *r, upm_msg *const *msgs, int n);
+
+/* Streams mode: sends the entries after `after` (exclusive) that this
+ * subscriber may see, read from the stream itself, through emit.  *upto
+ * receives the newest id read.  Returns NULL, or the reason clients get
+ * in a reset ("expired", "invalid", "redis"). */
+typedef void (*upm_redis_emit_fn)(void *baton, const upm_msg *m);
+const char *upm_redis_stream_replay(request_rec *r, const char *after,
+                                    int (*wants)(void *baton, const upm_msg *m),
+                                    upm_redis_emit_fn emit, void *baton, upm_xid *upto);
+
+#endif
