@@ -322,9 +322,8 @@ apr_status_t upm_bus_feed(apr_pool_t *p, apr_uint64_t gen, upm_msg *const *msgs,
         apr_global_mutex_unlock(bus->mutex);
         return APR_EBUSY;
     }
-    for (i = 0; i < n; i++) {
-        seqs[i] = lens[i] <= max ? upm_ring_append(ring, recs[i], lens[i]) : 0;
-    }
+    /* The marks first: should this process die between the two, a
+     * successor skips these messages rather than appending them twice. */
     if (nmarks) {
         upm_lease_push_marks(&ctl->lease, marks, nmarks);
         ctl->lease.taken += nmarks;
@@ -333,6 +332,9 @@ apr_status_t upm_bus_feed(apr_pool_t *p, apr_uint64_t gen, upm_msg *const *msgs,
         apr_cpystrn(ctl->lease.xid, xid, sizeof(ctl->lease.xid));
     }
     ctl->lease.renewed = apr_time_now();
+    for (i = 0; i < n; i++) {
+        seqs[i] = lens[i] <= max ? upm_ring_append(ring, recs[i], lens[i]) : 0;
+    }
     apr_global_mutex_unlock(bus->mutex);
     if (n > 0) {
         upm_stats_add(UPM_ST_EVENTS_ACCEPTED, (apr_uint64_t)n);

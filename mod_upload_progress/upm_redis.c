@@ -35,6 +35,11 @@ APLOG_USE_MODULE(upload_progress);
 
 #define LEASE_TTL       apr_time_from_msec(1500)
 #define LEASE_TICK      apr_time_from_msec(250)
+/* A holder that renewed this recently is alive: no need to ask the kernel. */
+#define LEASE_FRESH     apr_time_from_msec(400)
+/* A pub/sub standby that cannot place itself after the previous feeder
+ * leaves this long (since the last renewal) to one that can. */
+#define LEASE_DEFER     apr_time_from_msec(1000)
 #define PING_EVERY      apr_time_from_sec(5)
 #define XREAD_BLOCK_MS  1000
 #define XREAD_COUNT     256
@@ -126,19 +131,58 @@ typedef struct {
     apr_int64_t me;
     apr_time_t now;
     apr_uint64_t gen;
+    int if_gen;                 /* take only if the lease is still at gen */
     upm_lease snap;
     const char *xgap;
 } lease_arg;
 
-static int holder_alive(apr_int64_t pid)
+/* Whether the holding process still exists.  A child killed with -9 stays
+ * a zombie until httpd's parent reaps it (up to a second): that is dead. */
+static int pid_alive(apr_int64_t pid)
 {
-    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+    char path[64], buf[256];
+    apr_file_t *f;
+    apr_size_t n = sizeof(buf) - 1;
+    apr_pool_t *p;
+    const char *rp;
+    int alive = 1;
+
+    if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno != EPERM)) {
+        return 0;
+    }
+    apr_snprintf(path, sizeof(path), "/proc/%" APR_INT64_T_FMT "/stat", pid);
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return 1;
+    }
+    if (apr_file_open(&f, path, APR_READ, 0, p) == APR_SUCCESS) {
+        if (apr_file_read(f, buf, &n) == APR_SUCCESS) {
+            buf[n] = '\0';
+            /* "pid (comm) S ...": the state follows the last ')'. */
+            rp = strrchr(buf, ')');
+            alive = !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+        }
+        apr_file_close(f);
+    }
+    apr_pool_destroy(p);
+    return alive;
+}
+
+static int holder_alive(const upm_lease *l, apr_time_t now)
+{
+    if (l->holder == 0) {
+        return 0;
+    }
+    if (now - l->renewed <= LEASE_FRESH && l->renewed - now <= LEASE_FRESH) {
+        return 1;
+    }
+    return pid_alive(l->holder);
 }
 
 static int lease_take(upm_lease *l, void *b)
 {
     lease_arg *a = b;
-    if (!upm_lease_is_free(l, a->now, LEASE_TTL, holder_alive(l->holder))) {
+    if (!upm_lease_is_free(l, a->now, LEASE_TTL, holder_alive(l, a->now))
+        || (a->if_gen && l->gen != a->gen)) {
         return 0;
     }
     a->snap = *l;
@@ -176,7 +220,7 @@ static int lease_peek(upm_lease *l, void *b)
 {
     lease_arg *a = b;
     a->snap = *l;
-    return !upm_lease_is_free(l, a->now, LEASE_TTL, holder_alive(l->holder));
+    return !upm_lease_is_free(l, a->now, LEASE_TTL, holder_alive(l, a->now));
 }
 
 static int lease_set_xgap(upm_lease *l, void *b)
@@ -435,18 +479,18 @@ static void log_taken(const upm_lease *prev, int gap)
 static void try_lead_pubsub(void)
 {
     lease_arg a = lease_arg_make();
-    long start = 0, n, i;
+    long start = 0, n = 0, i;
     int gap = 0;
     held *h;
 
-    if (upm_bus_with_lease(lease_take, &a) != 1) {
+    /* Where this child would continue, from a snapshot of the lease; the
+     * take below only succeeds if nobody took it meanwhile. */
+    if (upm_bus_with_lease(lease_peek, &a) != 0) {
         return;
     }
-    L.leader = 1;
-    L.gen = a.gen;
     if (a.snap.gen != 0) {
         apr_uint64_t *hs = apr_palloc(L.fp, sizeof(apr_uint64_t) * (L.nheld + 1));
-        for (n = 0, h = L.head; h; h = h->next) {
+        for (h = L.head; h; h = h->next) {
             hs[n++] = h->hash;
         }
         start = upm_align(hs, n, a.snap.marks, (int)a.snap.nmarks);
@@ -461,7 +505,19 @@ static void try_lead_pubsub(void)
                 start = n;
             }
         }
+        if (gap && a.now - a.snap.renewed < LEASE_DEFER) {
+            /* Another child (one that was listening all along) may
+             * continue without a gap: give it the first chance. */
+            return;
+        }
     }
+    a.gen = a.snap.gen;
+    a.if_gen = 1;
+    if (upm_bus_with_lease(lease_take, &a) != 1) {
+        return;
+    }
+    L.leader = 1;
+    L.gen = a.gen;
     log_taken(&a.snap, gap);
     for (i = 0; i < start && L.head; i++) {
         held_drop_head();
@@ -1153,7 +1209,10 @@ void upm_redis_child_init(apr_pool_t *pchild, server_rec *s)
         L.thread = NULL;
         return;
     }
-    apr_pool_cleanup_register(pchild, NULL, listener_stop, apr_pool_cleanup_null);
+    /* A pre-cleanup: pchild destroys its sub-pools (the thread's and
+     * L.pool) before running ordinary cleanups, and the thread must be
+     * gone by then. */
+    apr_pool_pre_cleanup_register(pchild, NULL, listener_stop);
 }
 
 int upm_redis_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
