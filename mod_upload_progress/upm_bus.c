@@ -393,6 +393,11 @@ upm_bus_xfind upm_bus_find_xid(const char *id, apr_uint64_t *after, apr_uint64_t
         }
         *after = lo - 1;
         st = UPM_XFIND_COVERED;
+        if (lo > *last && record_xid(*last, &x) && upm_xid_cmp(x, s) < 0) {
+            /* Past everything this node took: the client read on a node
+             * that is ahead, or the id is made up.  The stream knows. */
+            st = UPM_XFIND_UNCOVERED;
+        }
     }
     apr_global_mutex_unlock(bus->mutex);
     return st;

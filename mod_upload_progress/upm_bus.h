@@ -69,7 +69,7 @@ apr_status_t upm_bus_feed(apr_pool_t *p, apr_uint64_t gen, upm_msg *const *msgs,
 
 typedef enum {
     UPM_XFIND_COVERED = 0,      /* the ring holds everything after the id */
-    UPM_XFIND_UNCOVERED,        /* it does not: read the stream */
+    UPM_XFIND_UNCOVERED,        /* it does not (or the id is past its end): read the stream */
     UPM_XFIND_INVALID           /* not a stream id */
 } upm_bus_xfind;
 

@@ -948,18 +948,14 @@ static void on_xinfo(redisAsyncContext *ac, void *r, void *priv)
     if (a.snap.xgap[0]) {
         upm_xid_parse(a.snap.xgap, strlen(a.snap.xgap), &gap_seen);
     }
-    if (c.ms || c.seq) {
+    if ((c.ms || c.seq) && upm_xinfo_lost_after(&xi, c)) {
+        why = !xi.exists ? "the stream no longer exists"
+              : "entries after the last one read are no longer in the stream (trimmed, "
+                "deleted, or the stream was recreated)";
+        /* What the loss is remembered by, so that it is marked once. */
+        w = xi.exists && xi.length && upm_xid_cmp(xi.first_entry, c) > 0 ? xi.first_entry
+            : xi.has_max_deleted && upm_xid_cmp(xi.max_deleted, c) > 0 ? xi.max_deleted : c;
         if (!xi.exists) {
-            why = "the stream no longer exists";
-            w = c;
-        }
-        else if (xi.has_max_deleted && upm_xid_cmp(xi.max_deleted, c) > 0) {
-            why = "entries were trimmed from the stream before they were read";
-            w = xi.max_deleted;
-        }
-        else if (xi.length && upm_xid_cmp(xi.first_entry, c) > 0
-                 && !(xi.has_max_deleted && upm_xid_cmp(xi.max_deleted, c) >= 0)) {
-            why = "the stream was recreated";
             w = c;
         }
     }

@@ -35,16 +35,6 @@ redisContext *upm_rconn_ctx(upm_rconn *c);
 
 /* ---- replies ----------------------------------------------------------- */
 
-/* XINFO STREAM: what the resume and the listener need. */
-typedef struct upm_xinfo {
-    int exists;                 /* 0: no such key */
-    int has_max_deleted;        /* Redis >= 7 reports it */
-    upm_xid max_deleted;        /* newest id ever deleted or trimmed */
-    upm_xid last_generated;
-    upm_xid first_entry;        /* valid when length > 0 */
-    apr_uint64_t length;
-} upm_xinfo;
-
 /* 0 when reply is a usable XINFO STREAM reply or the "no such key" error;
  * -1 otherwise. */
 int upm_redis_parse_xinfo(const redisReply *reply, upm_xinfo *out);

@@ -206,6 +206,29 @@ apr_size_t upm_xid_format(char *buf, upm_xid x)
                                 x.ms, x.seq);
 }
 
+int upm_xinfo_lost_after(const upm_xinfo *xi, upm_xid id)
+{
+    static const upm_xid zero = { 0, 0 };
+    int from_start = upm_xid_cmp(id, zero) == 0;
+
+    if (!xi->exists) {
+        /* No stream: nothing lost for a reader that has seen nothing. */
+        return !from_start;
+    }
+    if (from_start && xi->has_entries_added && xi->entries_added == xi->length
+        && !(xi->has_max_deleted && upm_xid_cmp(xi->max_deleted, zero) > 0)) {
+        return 0;       /* nothing was ever removed */
+    }
+    if (xi->has_max_deleted && upm_xid_cmp(xi->max_deleted, id) > 0) {
+        return 1;       /* XDEL after the id */
+    }
+    if (xi->length > 0) {
+        return upm_xid_cmp(xi->first_entry, id) > 0;
+    }
+    /* Empty: everything after the id is gone, if there was any. */
+    return upm_xid_cmp(xi->last_generated, id) > 0;
+}
+
 /* ---- the feeder lease -------------------------------------------------- */
 
 int upm_lease_is_free(const upm_lease *l, apr_time_t now, apr_interval_time_t ttl,

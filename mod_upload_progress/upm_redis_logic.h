@@ -48,6 +48,24 @@ int upm_xid_parse(const char *s, apr_size_t len, upm_xid *out);
 int upm_xid_cmp(upm_xid a, upm_xid b);
 apr_size_t upm_xid_format(char *buf, upm_xid x);
 
+/* XINFO STREAM: what the resume and the listener need. */
+typedef struct upm_xinfo {
+    int exists;                 /* 0: no such key */
+    int has_max_deleted;        /* Redis >= 7 reports it (XDEL only, not trims) */
+    upm_xid max_deleted;
+    upm_xid last_generated;
+    upm_xid first_entry;        /* valid when length > 0 */
+    apr_uint64_t length;
+    int has_entries_added;      /* Redis >= 7 */
+    apr_uint64_t entries_added;
+} upm_xinfo;
+
+/* May entries newer than id have been removed from the stream (trimmed,
+ * deleted, or the stream itself lost)?  Conservative: an id whose own
+ * entry was trimmed away counts, as nothing tells whether its successors
+ * went with it. */
+int upm_xinfo_lost_after(const upm_xinfo *xi, upm_xid id);
+
 /* ---- the feeder lease -------------------------------------------------- */
 
 #define UPM_LEASE_MARKS 8

@@ -220,18 +220,19 @@ const char *upm_redis_stream_replay(request_rec *r, const char *after,
         return "redis";
     }
     freeReplyObject(rep);
-    if (!xi.exists || upm_xid_cmp(from, xi.last_generated) > 0) {
-        /* No such stream, or an id it never gave out. */
+    if (xi.exists && upm_xid_cmp(from, xi.last_generated) > 0) {
+        /* An id the stream never gave out. */
         upm_redis_release(c, 0);
-        return (!xi.exists && from.ms == 0 && from.seq == 0) ? NULL
-               : xi.exists ? "invalid" : "expired";
+        return "invalid";
     }
-    if (xi.has_max_deleted ? upm_xid_cmp(xi.max_deleted, from) > 0
-                           : (xi.length && upm_xid_cmp(xi.first_entry, from) > 0)) {
-        /* Entries after the id were trimmed (without max-deleted-entry-id,
-         * Redis < 7, a first entry past the id may mean the same). */
+    if (upm_xinfo_lost_after(&xi, from)) {
+        /* Beyond the stream's retention (or the stream is gone). */
         upm_redis_release(c, 0);
         return "expired";
+    }
+    if (!xi.exists) {
+        upm_redis_release(c, 0);
+        return NULL;
     }
 
     upm_xid_format(cursor, from);

@@ -207,6 +207,10 @@ int upm_redis_parse_xinfo(const redisReply *reply, upm_xinfo *out)
         else if (reply_str_is(k, "last-generated-id")) {
             reply_xid(v, &out->last_generated);
         }
+        else if (reply_str_is(k, "entries-added") && v->type == REDIS_REPLY_INTEGER) {
+            out->has_entries_added = 1;
+            out->entries_added = (apr_uint64_t)v->integer;
+        }
         else if (reply_str_is(k, "max-deleted-entry-id")) {
             out->has_max_deleted = reply_xid(v, &out->max_deleted);
         }

@@ -124,6 +124,65 @@ static void test_xid(void)
     UPM_CHECK(a.ms == 12 && a.seq == 34);
 }
 
+static upm_xid X(apr_uint64_t ms, apr_uint64_t seq)
+{
+    upm_xid x;
+    x.ms = ms;
+    x.seq = seq;
+    return x;
+}
+
+static void test_xinfo(void)
+{
+    upm_xinfo xi;
+    memset(&xi, 0, sizeof(xi));
+    /* No stream. */
+    UPM_CHECK(!upm_xinfo_lost_after(&xi, X(0, 0)));
+    UPM_CHECK(upm_xinfo_lost_after(&xi, X(5, 0)));
+
+    /* Entries 10-0 .. 20-0, nothing removed. */
+    xi.exists = 1;
+    xi.length = 11;
+    xi.first_entry = X(10, 0);
+    xi.last_generated = X(20, 0);
+    xi.has_max_deleted = 1;
+    xi.has_entries_added = 1;
+    xi.entries_added = 11;
+    UPM_CHECK(!upm_xinfo_lost_after(&xi, X(0, 0)));
+    UPM_CHECK(!upm_xinfo_lost_after(&xi, X(10, 0)));
+    UPM_CHECK(!upm_xinfo_lost_after(&xi, X(15, 0)));
+    UPM_CHECK(!upm_xinfo_lost_after(&xi, X(20, 0)));
+
+    /* Trimmed to 15-0 .. 20-0 (trims do not set max-deleted-entry-id). */
+    xi.first_entry = X(15, 0);
+    xi.length = 6;
+    UPM_CHECK(upm_xinfo_lost_after(&xi, X(0, 0)));
+    UPM_CHECK(upm_xinfo_lost_after(&xi, X(10, 0)));
+    UPM_CHECK(upm_xinfo_lost_after(&xi, X(14, 9)));
+    UPM_CHECK(!upm_xinfo_lost_after(&xi, X(15, 0)));
+    UPM_CHECK(!upm_xinfo_lost_after(&xi, X(18, 0)));
+
+    /* An XDEL after the id. */
+    xi.max_deleted = X(17, 0);
+    UPM_CHECK(upm_xinfo_lost_after(&xi, X(16, 0)));
+    UPM_CHECK(!upm_xinfo_lost_after(&xi, X(17, 0)));
+    xi.max_deleted = X(0, 0);
+
+    /* Trimmed empty. */
+    xi.length = 0;
+    UPM_CHECK(upm_xinfo_lost_after(&xi, X(19, 0)));
+    UPM_CHECK(!upm_xinfo_lost_after(&xi, X(20, 0)));
+
+    /* Redis 6: neither max-deleted nor entries-added. */
+    memset(&xi, 0, sizeof(xi));
+    xi.exists = 1;
+    xi.length = 3;
+    xi.first_entry = X(10, 0);
+    xi.last_generated = X(12, 0);
+    UPM_CHECK(upm_xinfo_lost_after(&xi, X(0, 0)));
+    UPM_CHECK(!upm_xinfo_lost_after(&xi, X(10, 0)));
+}
+
 static void test_lease(void)
 {
     upm_lease l;
@@ -214,6 +273,7 @@ int main(void)
     test_glob();
     test_channels();
     test_xid();
+    test_xinfo();
     test_lease();
     test_align();
     test_ratelimit();
