@@ -505,6 +505,13 @@ static void try_lead_pubsub(void)
                 start = n;
             }
         }
+        if (gap) {
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, L.s, APLOGNO(13228)
+                         "Redis listener: cannot place %ld held messages after the "
+                         "feeder's last %u (taken %" APR_UINT64_T_FMT ", %" APR_UINT64_T_FMT
+                         " when this link came up%s)", n, a.snap.nmarks, a.snap.taken,
+                         L.ready_taken, L.ready_held ? "" : " with no feeder");
+        }
         if (gap && a.now - a.snap.renewed < LEASE_DEFER) {
             /* Another child (one that was listening all along) may
              * continue without a gap: give it the first chance. */

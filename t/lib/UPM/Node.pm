@@ -79,7 +79,7 @@ ServerName 127.0.0.1
 Listen 127.0.0.1:$self->{port}
 PidFile "$self->{dir}/httpd.pid"
 ErrorLog "$self->{dir}/error_log"
-LogLevel warn upload_progress:info
+LogLevel warn upload_progress:@{[ $ENV{UPM_LOGLEVEL} || "info" ]}
 DefaultRuntimeDir "$self->{dir}/run"
 $user
 LoadModule mpm_event_module $mods/mod_mpm_event.so
@@ -91,7 +91,7 @@ LoadModule upload_progress_module $so
 
 # A fixed number of children: the failover test kills one of them.
 StartServers $n
-ServerLimit $n
+ServerLimit @{[ $self->{o}{server_limit} || $n ]}
 ThreadsPerChild $t
 MaxRequestWorkers @{[ $n * $t ]}
 MinSpareThreads @{[ $n * $t ]}
