@@ -27,6 +27,10 @@ struct upm_sub {
     apr_size_t qbytes;
     int reset;
     const char *reset_reason;
+    /* The id just before the first frame that follows the reset: a client
+     * resuming from it gets exactly what came after. */
+    char reset_id[64];
+    char taken_reset_id[64];
     int closing;
     int registered;
     apr_uint64_t skip_upto;
@@ -44,6 +48,7 @@ static struct {
     volatile int stop;
     apr_thread_t *follower;
     server_rec *s;
+    char last_id[64];           /* id of the last message dispatched */
 } hub;
 
 /* ---- frames ---------------------------------------------------------- */
@@ -268,6 +273,11 @@ void upm_sub_skip_upto(upm_sub *sub, apr_uint64_t upto)
     apr_thread_mutex_unlock(hub.lock);
 }
 
+const char *upm_sub_reset_id(upm_sub *sub)
+{
+    return sub->taken_reset_id[0] ? sub->taken_reset_id : NULL;
+}
+
 void upm_sub_skip_xid(upm_sub *sub, upm_xid xid)
 {
     apr_thread_mutex_lock(hub.lock);
@@ -291,6 +301,7 @@ static void set_reset(upm_sub *sub, const char *reason)
     queue_clear(sub);
     sub->reset = 1;
     sub->reset_reason = reason;
+    memcpy(sub->reset_id, hub.last_id, sizeof(sub->reset_id));
     notify(sub);
 }
 
@@ -374,6 +385,7 @@ int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
             sub->reset = 0;
             *state = UPM_SUB_RESET;
             *reason = sub->reset_reason;
+            memcpy(sub->taken_reset_id, sub->reset_id, sizeof(sub->reset_id));
             break;
         }
         if (sub->closing) {
@@ -408,12 +420,26 @@ static void deliver_key(apr_pool_t *p, char kind, const char *id,
 
 static void reset_all(const char *reason);
 
+/* The id clients see for m (its stream id, or "<epoch>-<seq>"). */
+static void msg_id(const upm_msg *m, apr_uint64_t epoch, char *buf, apr_size_t size)
+{
+    if (m->ext && *m->ext && strlen(m->ext) < size) {
+        memcpy(buf, m->ext, strlen(m->ext) + 1);
+    }
+    else {
+        upm_id_format_buf(buf, epoch, m->seq);
+    }
+}
+
 static void dispatch(apr_pool_t *p, const upm_msg *m, apr_uint64_t epoch)
 {
     upm_frame *f;
     if (m->flags & UPM_MSG_GAP) {
         /* The Redis ingest lost messages here (link down, feeder lost, or
          * stream entries trimmed before they were read). */
+        apr_thread_mutex_lock(hub.lock);
+        msg_id(m, epoch, hub.last_id, sizeof(hub.last_id));
+        apr_thread_mutex_unlock(hub.lock);
         reset_all("redis");
         return;
     }
@@ -431,6 +457,9 @@ static void dispatch(apr_pool_t *p, const upm_msg *m, apr_uint64_t epoch)
         deliver_key(p, 'S', m->f[UPM_F_SESSION], m, f);
         deliver_key(p, 'F', m->f[UPM_F_FILE], m, f);
     }
+    /* After delivering: a reset this frame caused (overflow) carries the
+     * id just before it. */
+    apr_cpystrn(hub.last_id, f->id, sizeof(hub.last_id));
     apr_thread_mutex_unlock(hub.lock);
     upm_frame_unref(f);
 }
@@ -491,6 +520,25 @@ static void *APR_THREAD_FUNC follow(apr_thread_t *thd, void *data)
                          "fan-out fell behind the replay ring by %" APR_UINT64_T_FMT
                          " messages; resetting this child's clients", oldest - cursor - 1);
             upm_stats_add(UPM_ST_DISPATCH_LAG, oldest - cursor - 1);
+            apr_thread_mutex_lock(hub.lock);
+            if (n > 0 && msgs[0].ext && *msgs[0].ext) {
+                /* Just before the first message still held. */
+                upm_xid x;
+                if (upm_xid_parse(msgs[0].ext, strlen(msgs[0].ext), &x) == 0) {
+                    if (x.seq) {
+                        x.seq--;
+                    }
+                    else if (x.ms) {
+                        x.ms--;
+                        x.seq = APR_UINT64_MAX;
+                    }
+                    upm_xid_format(hub.last_id, x);
+                }
+            }
+            else {
+                upm_id_format_buf(hub.last_id, epoch, oldest - 1);
+            }
+            apr_thread_mutex_unlock(hub.lock);
             reset_all("lag");
         }
         for (i = 0; i < n; i++) {

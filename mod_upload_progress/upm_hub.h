@@ -74,6 +74,11 @@ int upm_sub_throttle_pass(upm_sub *sub, const upm_frame *f);
 
 /* Frames with seq <= upto were already sent by a replay: dropped. */
 void upm_sub_skip_upto(upm_sub *sub, apr_uint64_t upto);
+/* After upm_sub_take reported a reset: the id the reset should carry (the
+ * one just before the frames that follow it), or NULL when unknown.
+ * Valid until the next take. */
+const char *upm_sub_reset_id(upm_sub *sub);
+
 /* Frames with a stream id <= xid were already sent (read from the stream
  * itself): dropped. */
 void upm_sub_skip_xid(upm_sub *sub, upm_xid xid);

@@ -689,6 +689,14 @@ static void link_ready(void)
     L.next_ping = apr_time_now() + PING_EVERY;
     upm_stats_add(UPM_ST_REDIS_CONNECTS, 1);
     if (L.mode == UPM_BUS_MODE_STREAM) {
+        if (L.leader && !L.lead_sync && L.down_since) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, L.s, APLOGNO(13229)
+                         "Redis listener: the Redis link is back after %.1f s down (%s); "
+                         "reading stream %s on from %s", (double)(apr_time_now()
+                         - L.down_since) / APR_USEC_PER_SEC, L.down_why ? L.down_why
+                         : "lost", L.sc->redis_stream, L.cursor[0] ? L.cursor : "its end");
+            L.down_since = 0;
+        }
         stream_begin();
         return;
     }

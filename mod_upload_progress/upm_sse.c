@@ -57,17 +57,13 @@ static void out_frame(sse_out *o, const upm_frame *f)
     o->delivered++;
 }
 
-static void out_reset(sse_out *o, const char *reason)
+static void out_reset_id(sse_out *o, const char *reason, const char *id)
 {
-    const char *id;
     json_t *j;
     char *data;
     apr_size_t len;
     char *frame;
 
-    /* The reset carries the current id: a client that reconnects with it
-     * resumes from here instead of being reset again. */
-    id = upm_bus_newest_id(o->r->pool);
     j = json_pack("{s:s,s:s,s:s,s:s}", "type", "reset", "id", id, "reason", reason,
                   "timestamp", upm_iso8601(o->r->pool, apr_time_now()));
     data = json_dumps(j, JSON_COMPACT);
@@ -78,6 +74,14 @@ static void out_reset(sse_out *o, const char *reason)
         o->failed = 1;
     }
     upm_stats_add(UPM_ST_RESETS_SENT, 1);
+}
+
+/* A reset at the start of a stream carries the newest id (what follows is
+ * newer): a client that reconnects with it resumes from there instead of
+ * being reset again. */
+static void out_reset(sse_out *o, const char *reason)
+{
+    out_reset_id(o, reason, upm_bus_newest_id(o->r->pool));
 }
 
 static void out_raw(sse_out *o, const char *s, apr_size_t len)
@@ -104,7 +108,8 @@ static apr_uint64_t replay(sse_out *o, upm_sub *sub, apr_uint64_t after)
         for (i = 0; i < n && !o->failed; i++) {
             if (msgs[i].flags & UPM_MSG_GAP) {
                 /* Messages were lost here: what came before is moot. */
-                out_reset(o, "redis");
+                out_reset_id(o, "redis", *msgs[i].ext ? msgs[i].ext
+                             : upm_id_format(o->r->pool, epoch, msgs[i].seq));
             }
             else if (upm_sub_matches(sub, &msgs[i])) {
                 upm_frame *f = upm_frame_make(&msgs[i], epoch);
@@ -309,7 +314,8 @@ int upm_sse_handler(request_rec *r)
         }
         n = upm_sub_take(sub, until, frames, UPM_TAKE_MAX, &state, &reason);
         if (state == UPM_SUB_RESET) {
-            out_reset(&o, reason);
+            const char *rid = upm_sub_reset_id(sub);
+            out_reset_id(&o, reason, rid ? rid : upm_bus_newest_id(r->pool));
         }
         for (i = 0; i < (unsigned)n; i++) {
             out_frame(&o, frames[i]);

@@ -1,9 +1,9 @@
 # Leader failover: kill -9 the child that feeds the ring while 50 events/s
-# are published on Redis (pub/sub, then Streams).  Another child takes over
-# within 2 s; every event published after the take-over reaches every
-# client once, and no client ever receives an event twice.  Clients behave
-# like EventSource: when their connection breaks they reconnect with
-# Last-Event-ID.
+# are published on Redis (pub/sub, Streams, and pub/sub without standby
+# links).  Another child takes over within 2 s; every event published after
+# the take-over reaches every client once, and no client ever receives an
+# event twice.  Clients behave like EventSource: when their connection
+# breaks they reconnect with Last-Event-ID.
 use strict;
 use warnings;
 use FindBin;
@@ -16,10 +16,12 @@ use UPM::Node;
 my $redis = UPM::Redis->new(port => 6394)->start;
 my $j = $UPM::Node::JSON;
 
-for my $mode ('pubsub', 'stream') {
+for my $mode ('pubsub', 'stream', 'nostandby') {
     my $key = "upm:fo:$$";
     my $node = UPM::Node->new(redis => $redis->url, children => 3, threads => 10,
-                              ($mode eq 'stream' ? (stream => $key) : ()))->start;
+                              ($mode eq 'stream' ? (stream => $key) : ()),
+                              ($mode eq 'nostandby' ? (conf => 'UploadProgressRedisStandby Off')
+                                                    : ()))->start;
     my $user = "fo-$mode-$$";
     my $tok = $node->token($user);
 
@@ -108,11 +110,21 @@ for my $mode ('pubsub', 'stream') {
     note("$mode: $reconnected clients were on the killed child and reconnected");
     is($dups, 0, "$mode: no client received an event twice");
     is($missing_after, 0, "$mode: every event published after the take-over reached every client");
-    # Pub/sub standbys were listening all along and Streams continue from
-    # the last id taken: nothing is lost before the take-over either.
-    is($missing_any, 0, "$mode: no event was lost at all (the successor continued where the "
-                        . 'killed feeder stopped)');
-    is($resets, 0, "$mode: so no client had to be reset");
+    if ($mode eq 'nostandby') {
+        # Nobody else was listening: what was published meanwhile is lost,
+        # and every client is told so.
+        my $told = grep { grep { $_->{event} eq 'reset' && $_->{json}{reason} eq 'redis' }
+                          @{ $_->{got} } } @clients;
+        note("$mode: $missing_any events missed in all");
+        is($told, 8, "$mode: every client got a reset (reason redis) for the gap");
+    }
+    else {
+        # Pub/sub standbys were listening all along and Streams continue
+        # from the last id taken: nothing is lost before the take-over either.
+        is($missing_any, 0, "$mode: no event was lost at all (the successor continued where "
+                            . 'the killed feeder stopped)');
+        is($resets, 0, "$mode: so no client had to be reset");
+    }
 
     $_->{c}->close for @clients;
     $node->stop;

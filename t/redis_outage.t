@@ -1,7 +1,8 @@
-# Redis stopped and started again while clients are connected: the
-# connections survive and keep getting heartbeats, a `reset` (reason
-# "redis") arrives, new events flow again within 5 s of Redis coming back,
-# and the error log says when the link went down and came back.
+# Redis stopped and started again (without persistence) while clients are
+# connected, in pub/sub and in Streams mode: the connections survive and
+# keep getting heartbeats, a `reset` (reason "redis") arrives, new events
+# flow again within 5 s of Redis coming back, and the error log says when
+# the link went down and came back.
 use strict;
 use warnings;
 use FindBin;
@@ -12,13 +13,24 @@ use UPM::Redis;
 use UPM::Node;
 
 my $redis = UPM::Redis->new(port => 6395)->start;
-my $node = UPM::Node->new(redis => $redis->url)->start;
 my $j = $UPM::Node::JSON;
-my $user = "out-$$";
+
+for my $mode ('pubsub', 'stream') {
+my $key = "upm:out:$$";
+my $node = UPM::Node->new(redis => $redis->url, ($mode eq 'stream' ? (stream => $key) : ()))
+                        ->start;
+my $user = "out-$mode-$$";
+note("---- $mode");
+my $send = sub {
+    my ($ev) = @_;
+    return $mode eq 'stream'
+        ? $redis->cmd('XADD', $key, '*', 'data', $j->encode($ev), 'channel', "user:$user")
+        : $redis->publish("user:$user", $j->encode($ev));
+};
 my @c = map { $node->sse(token => $node->token($user)) } 1 .. 4;
 is(scalar(grep { $_->status == 200 } @c), 4, '4 streams open');
 
-$redis->publish("user:$user", $j->encode({ type => 'before', n => 1 }));
+$send->({ type => 'before', n => 1 });
 UPM::Node::pump(\@c, sub { !grep { !$_->of_type('before') } @c }, 5);
 is(scalar(grep { $_->of_type('before') } @c), 4, 'an event before the outage arrives');
 
@@ -37,7 +49,7 @@ my $t_back = time;
 my ($n, $first_new) = (0, undef);
 while (time - $t_back < 8) {
     $n++;
-    eval { $redis->publish("user:$user", $j->encode({ type => 'after', n => $n })) };
+    eval { $send->({ type => 'after', n => $n }) };
     UPM::Node::pump(\@c, sub { !grep { !$_->of_type('after') } @c }, 0.1);
     if (!grep { !$_->of_type('after') } @c) {
         $first_new = time;
@@ -65,7 +77,8 @@ ok(!grep({ $_->eof } @c), 'still connected');
 my $log = substr($node->log_text, $mark);
 like($log, qr/Redis link lost \(.*\) while feeding the ring/, 'the log says when the link went down');
 like($log, qr/the Redis link is back after \d+\.\d s down/, '... and when it came back');
-like($log, qr/Redis ingest gap/, '... and that clients were reset');
+like($log, $mode eq 'stream' ? qr/Redis ingest gap \(entries after the last one read are no longer/
+                             : qr/Redis ingest gap/, '... and that clients were reset');
 
 # A client that missed the outage altogether (it was reconnecting) and
 # resumes from an id before the gap is reset too, not silently short.
@@ -88,4 +101,5 @@ $again->close;
 $_->close for @c;
 $node->stop;
 unlike($node->log_text, qr/Segmentation|\[(?:crit|emerg|alert)\]/, 'no crash');
+}
 done_testing();
