@@ -29,8 +29,8 @@ static void upm_child_init(apr_pool_t *pchild, server_rec *s)
 {
     upm_bus_child_init(pchild, s);
     upm_hub_child_init(pchild, s);
-    /* After the hub: its cleanup (which stops the listener) then runs
-     * before the hub's own. */
+    /* After the hub: pre-cleanups run in reverse order, so the listener
+     * stops before the hub it feeds. */
     upm_redis_child_init(pchild, s);
 }
 

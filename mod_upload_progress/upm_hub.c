@@ -600,7 +600,8 @@ void upm_hub_child_init(apr_pool_t *pchild, server_rec *s)
         hub.follower = NULL;
         return;
     }
-    /* Registered after the thread exists so it runs before pchild's
-     * sub-pools (the thread's) go away. */
-    apr_pool_cleanup_register(pchild, NULL, hub_child_cleanup, apr_pool_cleanup_null);
+    /* A pre-cleanup: pchild destroys its sub-pools (the thread's own and
+     * the follower's batch pool) before its ordinary cleanups run, and the
+     * thread must have stopped by then. */
+    apr_pool_pre_cleanup_register(pchild, NULL, hub_child_cleanup);
 }

@@ -85,7 +85,7 @@ static struct {
     unsigned attempt;
     apr_time_t next_connect;
     apr_time_t down_since;
-    const char *down_why;
+    char down_why[160];
     int kill_link;              /* close it once out of hiredis' callbacks */
 
     /* the role */
@@ -458,7 +458,7 @@ static void log_taken(const upm_lease *prev, int gap)
     if (L.down_since) {
         back = apr_psprintf(L.fp, "; the Redis link is back after %.1f s down (%s)",
                             (double)(apr_time_now() - L.down_since) / APR_USEC_PER_SEC,
-                            L.down_why ? L.down_why : "lost");
+                            L.down_why);
         L.down_since = 0;
     }
     if (prev->gen) {
@@ -585,7 +585,7 @@ static void link_lost(const char *why)
     L.subs_pending = 0;
     if (!L.down_since) {
         L.down_since = apr_time_now();
-        L.down_why = why ? apr_pstrdup(L.pool, why) : NULL;
+        apr_cpystrn(L.down_why, why ? why : "lost", sizeof(L.down_why));
     }
     d = upm_backoff_delay(L.attempt++, apr_time_from_msec(upm_conf_redis_backoff_min_ms(L.sc)),
                          apr_time_from_msec(upm_conf_redis_backoff_max_ms(L.sc)), rnd32());
@@ -693,8 +693,8 @@ static void link_ready(void)
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, L.s, APLOGNO(13229)
                          "Redis listener: the Redis link is back after %.1f s down (%s); "
                          "reading stream %s on from %s", (double)(apr_time_now()
-                         - L.down_since) / APR_USEC_PER_SEC, L.down_why ? L.down_why
-                         : "lost", L.sc->redis_stream, L.cursor[0] ? L.cursor : "its end");
+                         - L.down_since) / APR_USEC_PER_SEC, L.down_why,
+                         L.sc->redis_stream, L.cursor[0] ? L.cursor : "its end");
             L.down_since = 0;
         }
         stream_begin();

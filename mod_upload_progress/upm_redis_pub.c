@@ -145,6 +145,16 @@ int upm_redis_publish(request_rec *r, upm_msg *const *msgs, int n)
         freeReplyObject(rep);
         return unavailable(r, why);
     }
+    for (i = 0; i < n; i++) {
+        if (rep->element[i]->type == REDIS_REPLY_ERROR) {
+            /* E.g. the stream key holds another type: a configuration
+             * problem, reported rather than half-hidden. */
+            const char *why = apr_psprintf(r->pool, "%s refused: %s", argv[i][0],
+                                           rep->element[i]->str);
+            freeReplyObject(rep);
+            return unavailable(r, why);
+        }
+    }
     if (stream) {
         ids = json_array();
         for (i = 0; i < n; i++) {
