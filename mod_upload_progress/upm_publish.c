@@ -13,6 +13,7 @@
 #include "http_core.h"
 #include "http_log.h"
 #include "http_protocol.h"
+#include "http_request.h"
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <jansson.h>
@@ -161,7 +162,7 @@ int upm_publish_handler(request_rec *r)
         return DECLINED;
     }
     if (r->method_number != M_POST) {
-        r->allowed = AP_METHOD_BIT << M_POST;
+        ap_allow_methods(r, REPLACE_ALLOW, "POST", NULL);
         return HTTP_METHOD_NOT_ALLOWED;
     }
     d = ap_get_module_config(r->per_dir_config, &upload_progress_module);

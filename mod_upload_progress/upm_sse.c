@@ -13,6 +13,7 @@
 #include "http_core.h"
 #include "http_log.h"
 #include "http_protocol.h"
+#include "http_request.h"
 #include "util_script.h"
 #include <apr_strings.h>
 
@@ -219,7 +220,7 @@ int upm_sse_handler(request_rec *r)
         return DECLINED;
     }
     if (r->method_number != M_GET) {
-        r->allowed = AP_METHOD_BIT << M_GET;
+        ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL);
         return HTTP_METHOD_NOT_ALLOWED;
     }
     if (!r->user || !*r->user) {
