@@ -87,6 +87,7 @@ static struct {
     apr_time_t down_since;
     char down_why[160];
     int kill_link;              /* close it once out of hiredis' callbacks */
+    int tick_lost;
 
     /* the role */
     int leader;
@@ -1107,26 +1108,37 @@ static void tick(apr_time_t now)
     }
 }
 
+static void on_tick(upm_rpoll *lp, void *baton)
+{
+    apr_time_t now = apr_time_now();
+    tick(now);
+    if (!upm_rpoll_timer(lp, now + LEASE_TICK, on_tick, NULL)) {
+        /* Cannot happen with the few timers used here; never stop ticking. */
+        L.tick_lost = 1;
+    }
+}
+
 static void *APR_THREAD_FUNC listener(apr_thread_t *thd, void *data)
 {
-    apr_time_t next_tick = 0;
-
+    upm_rpoll_timer(L.lp, apr_time_now(), on_tick, NULL);
     while (!L.stop) {
         apr_time_t now = apr_time_now();
-        apr_interval_time_t wait;
+        apr_interval_time_t wait = LEASE_TICK;
 
-        if (now >= next_tick) {
-            tick(now);
-            next_tick = now + LEASE_TICK;
+        if (L.tick_lost) {
+            L.tick_lost = 0;
+            on_tick(L.lp, NULL);
         }
-        if (L.link == LINK_DOWN && wants_link() && now >= L.next_connect && !L.stop) {
-            link_open();
+        if (L.link == LINK_DOWN && wants_link()) {
+            if (now >= L.next_connect) {
+                link_open();
+            }
+            else if (L.next_connect - now < wait) {
+                wait = L.next_connect - now;
+            }
         }
-        wait = next_tick - now;
-        if (L.link == LINK_DOWN && wants_link() && L.next_connect - now < wait) {
-            wait = L.next_connect > now ? L.next_connect - now : 0;
-        }
-        upm_rpoll_run_once(L.lp, wait > 0 ? wait : 0);
+        /* The tick timer bounds the wait as well. */
+        upm_rpoll_run_once(L.lp, wait);
         if (L.kill_link) {
             L.kill_link = 0;
             if (upm_rpoll_context(L.lp)) {
