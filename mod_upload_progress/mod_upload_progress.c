@@ -12,6 +12,7 @@
 #include "upm_config.h"
 #include "upm_handlers.h"
 #include "upm_hub.h"
+#include "upm_reactor.h"
 #include "upm_redis.h"
 
 
@@ -29,6 +30,7 @@ static void upm_child_init(apr_pool_t *pchild, server_rec *s)
 {
     upm_bus_child_init(pchild, s);
     upm_hub_child_init(pchild, s);
+    upm_reactor_child_init(pchild, s);
     /* After the hub: pre-cleanups run in reverse order, so the listener
      * stops before the hub it feeds. */
     upm_redis_child_init(pchild, s);
@@ -43,6 +45,7 @@ static void upm_child_stopping(apr_pool_t *pchild, int graceful)
 static void upm_register_hooks(apr_pool_t *p)
 {
     upm_auth_register_hooks(p);
+    upm_reactor_register_hooks(p);
     ap_hook_post_config(upm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(upm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(upm_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);

@@ -43,7 +43,8 @@ static int bus_mode;
 #define CTL_BYTES   ((sizeof(upm_bus_ctl) + 63) & ~(apr_size_t)63)
 /* Changes whenever a module build lays the segment out differently, so a
  * graceful restart into a new build starts afresh instead of misreading. */
-#define BUS_LAYOUT  (STATS_BYTES * 1000003u + CTL_BYTES * 101u + 2u)
+#define BUS_CTL_VERSION 2u
+#define BUS_LAYOUT  (STATS_BYTES * 1000003u + CTL_BYTES * 101u + BUS_CTL_VERSION)
 
 static apr_uint64_t new_epoch(void)
 {

@@ -59,6 +59,8 @@ void *upm_create_dir_conf(apr_pool_t *p, char *dir)
     c->retry_ms = -1;
     c->max_event_size = -1;
     c->send_queue = -1;
+    c->async = -1;
+    c->write_timeout = -1;
     return c;
 }
 
@@ -85,6 +87,8 @@ void *upm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(retry_ms);
     MERGE_NUM(max_event_size);
     MERGE_NUM(send_queue);
+    MERGE_NUM(async);
+    MERGE_NUM(write_timeout);
     return c;
 }
 
@@ -98,6 +102,10 @@ apr_off_t upm_conf_max_event(const upm_dir_conf *d)
 { return d->max_event_size >= 0 ? d->max_event_size : UPM_DEFAULT_MAX_EVENT; }
 apr_off_t upm_conf_send_queue(const upm_dir_conf *d)
 { return d->send_queue >= 0 ? d->send_queue : UPM_DEFAULT_SEND_QUEUE; }
+int upm_conf_async(const upm_dir_conf *d)
+{ return d->async >= 0 ? d->async : 1; }
+int upm_conf_write_timeout(const upm_dir_conf *d)
+{ return d->write_timeout >= 0 ? d->write_timeout : UPM_DEFAULT_WRITE_TIMEOUT; }
 int upm_conf_leeway(const upm_dir_conf *d)
 { return d->leeway >= 0 ? d->leeway : UPM_DEFAULT_LEEWAY; }
 const char *upm_conf_user_claim(const upm_dir_conf *d)
@@ -254,11 +262,21 @@ static const char *set_dir_int(cmd_parms *cmd, void *dv, const char *arg)
         if (!(err = parse_int(arg, 0, 3600000, &v, cmd->cmd->name, cmd->pool)))
             d->retry_ms = (int)v;
         return err;
+    case 3:
+        if (!(err = parse_int(arg, 1, 86400, &v, cmd->cmd->name, cmd->pool)))
+            d->write_timeout = (int)v;
+        return err;
     default:
         if (!(err = parse_int(arg, 0, 86400, &v, cmd->cmd->name, cmd->pool)))
             d->leeway = (int)v;
         return err;
     }
+}
+
+static const char *set_async(cmd_parms *cmd, void *dv, int on)
+{
+    ((upm_dir_conf *)dv)->async = on;
+    return NULL;
 }
 
 static const char *set_throttle(cmd_parms *cmd, void *dv, const char *arg)
@@ -534,6 +552,12 @@ const command_rec upm_cmds[] = {
                   "Largest accepted event in bytes (default 64K)"),
     AP_INIT_TAKE1("UploadProgressSendQueue", set_dir_size, (void *)1, OR_ALL,
                   "Bytes queued for one connection before it is treated as slow (default 256K)"),
+    AP_INIT_FLAG("UploadProgressAsync", set_async, NULL, OR_ALL,
+                 "On: streams are handed to the per-child reactor where the MPM can "
+                 "suspend them (default); Off: each stream keeps its worker thread"),
+    AP_INIT_TAKE1("UploadProgressWriteTimeout", set_dir_int, (void *)3, OR_ALL,
+                  "Seconds a stream's client may leave output unread before it is "
+                  "closed (default 30)"),
     AP_INIT_TAKE23("UploadProgressJWTKey", add_key, NULL, OR_AUTHCFG | RSRC_CONF,
                    "ALG SOURCE [KID]: a verification key; SOURCE is file:PATH, env:NAME or a path"),
     DIR_STR("UploadProgressJWTIssuer", issuer, "Required iss claim"),

@@ -18,6 +18,7 @@ extern module AP_MODULE_DECLARE_DATA upload_progress_module;
 #define UPM_DEFAULT_RETRY_MS      3000
 #define UPM_DEFAULT_LEEWAY        30
 #define UPM_DEFAULT_SEND_QUEUE    (256 * 1024)
+#define UPM_DEFAULT_WRITE_TIMEOUT 30
 #define UPM_DEFAULT_REDIS_TIMEOUT_MS   1000
 #define UPM_DEFAULT_REDIS_BACKOFF_MIN  100
 #define UPM_DEFAULT_REDIS_BACKOFF_MAX  2000
@@ -55,6 +56,8 @@ typedef struct {
     int retry_ms;               /* -1: unset */
     apr_off_t max_event_size;   /* -1: unset */
     apr_off_t send_queue;       /* -1: unset */
+    int async;                  /* -1: unset */
+    int write_timeout;          /* seconds; -1: unset */
 } upm_dir_conf;
 
 void *upm_create_srv_conf(apr_pool_t *p, server_rec *s);
@@ -70,6 +73,8 @@ int upm_conf_retry_ms(const upm_dir_conf *d);
 apr_off_t upm_conf_max_event(const upm_dir_conf *d);
 apr_off_t upm_conf_send_queue(const upm_dir_conf *d);
 int upm_conf_leeway(const upm_dir_conf *d);
+int upm_conf_async(const upm_dir_conf *d);
+int upm_conf_write_timeout(const upm_dir_conf *d);
 const char *upm_conf_user_claim(const upm_dir_conf *d);
 const char *upm_conf_token_param(const upm_dir_conf *d);
 const char *upm_conf_cookie(const upm_dir_conf *d);

@@ -358,15 +358,16 @@ static void enqueue(upm_sub *sub, upm_frame *f)
 }
 
 int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
-                 upm_sub_state *state, const char **reason)
+                 apr_size_t max_bytes, upm_sub_state *state, const char **reason)
 {
     int n = 0;
+    apr_size_t bytes = 0;
 
     *state = UPM_SUB_OK;
     apr_thread_mutex_lock(hub.lock);
     for (;;) {
         apr_time_t now;
-        while (sub->qlen && n < max) {
+        while (sub->qlen && n < max && (n == 0 || bytes < max_bytes)) {
             upm_frame *f = sub->q[sub->qhead];
             sub->qhead = (sub->qhead + 1) % sub->qcap;
             sub->qlen--;
@@ -378,6 +379,7 @@ int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
                 continue;
             }
             out[n++] = f;
+            bytes += f->json_len;
         }
         if (sub->reset) {
             /* Frames queued before the reset were cleared with it; those
@@ -504,9 +506,8 @@ static void *APR_THREAD_FUNC follow(apr_thread_t *thd, void *data)
     apr_uint64_t cursor, last, oldest;
     apr_uint64_t epoch = upm_bus_epoch();
 
-    apr_pool_create(&bp, hub.pool);
-    apr_pool_tag(bp, "upm_follow");
-    msgs = apr_palloc(hub.pool, sizeof(upm_msg) * UPM_FOLLOW_BATCH);
+    bp = data;
+    msgs = apr_palloc(bp, sizeof(upm_msg) * UPM_FOLLOW_BATCH);
     upm_bus_state(&cursor, &oldest);
 
     while (!hub.stop) {
@@ -551,6 +552,7 @@ static void *APR_THREAD_FUNC follow(apr_thread_t *thd, void *data)
             cursor = last;
         }
         apr_pool_clear(bp);
+        msgs = apr_palloc(bp, sizeof(upm_msg) * UPM_FOLLOW_BATCH);
         if (ap_mpm_query(AP_MPMQ_MPM_STATE, &state) == APR_SUCCESS
             && state == AP_MPMQ_STOPPING) {
             upm_hub_close_all();
@@ -559,7 +561,6 @@ static void *APR_THREAD_FUNC follow(apr_thread_t *thd, void *data)
             upm_bus_wait(seen, apr_time_from_sec(1));
         }
     }
-    apr_pool_destroy(bp);
     apr_thread_exit(thd, APR_SUCCESS);
     return NULL;
 }
@@ -581,6 +582,7 @@ void upm_hub_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
     apr_threadattr_t *ta;
+    apr_pool_t *bp;
 
     hub.pool = pchild;
     hub.s = s;
@@ -593,15 +595,18 @@ void upm_hub_child_init(apr_pool_t *pchild, server_rec *s)
     }
     apr_threadattr_create(&ta, pchild);
     apr_threadattr_stacksize_set(ta, 256 * 1024);
-    rv = apr_thread_create(&hub.follower, ta, follow, NULL, pchild);
+    /* The follower's scratch pool is made here: sub-pools of pchild are
+     * not to be created from another thread while workers create theirs. */
+    apr_pool_create(&bp, pchild);
+    apr_pool_tag(bp, "upm_follow");
+    rv = apr_thread_create(&hub.follower, ta, follow, bp, pchild);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(13023)
                      "cannot start the ring follower thread");
         hub.follower = NULL;
         return;
     }
-    /* A pre-cleanup: pchild destroys its sub-pools (the thread's own and
-     * the follower's batch pool) before its ordinary cleanups run, and the
-     * thread must have stopped by then. */
+    /* A pre-cleanup: it must stop the thread before pchild's sub-pools
+     * (the thread's scratch pool among them) are destroyed. */
     apr_pool_pre_cleanup_register(pchild, NULL, hub_child_cleanup);
 }

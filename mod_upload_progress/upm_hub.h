@@ -84,10 +84,11 @@ const char *upm_sub_reset_id(upm_sub *sub);
 void upm_sub_skip_xid(upm_sub *sub, upm_xid xid);
 
 /* Waits until frames are queued, a reset or close is pending, or until
- * `until` (0: does not wait).  Moves up to max queued frames to out (the caller unrefs them)
- * and returns their number; *state tells a reset or close. */
+ * `until` (0: does not wait).  Moves up to max queued frames, and no more
+ * than max_bytes of JSON (but always at least one), to out (the caller
+ * unrefs them) and returns their number; *state tells a reset or close. */
 int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
-                 upm_sub_state *state, const char **reason);
+                 apr_size_t max_bytes, upm_sub_state *state, const char **reason);
 
 /* Per-child lifetime: starts the ring follower thread. */
 void upm_hub_child_init(apr_pool_t *pchild, server_rec *s);

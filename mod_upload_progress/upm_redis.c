@@ -23,6 +23,8 @@
 #include "http_config.h"
 #include "http_core.h"
 #include "http_log.h"
+#include "ap_mpm.h"
+#include "scoreboard.h"
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
 #include <hiredis/async.h>
@@ -40,6 +42,12 @@ APLOG_USE_MODULE(upload_progress);
 /* A pub/sub standby that cannot place itself after the previous feeder
  * leaves this long (since the last renewal) to one that can. */
 #define LEASE_DEFER     apr_time_from_msec(1000)
+/* A stopping pub/sub feeder keeps feeding this long at most, waiting for a
+ * listening standby to take over: at a graceful restart the next
+ * generation's children start about a second later; otherwise only as
+ * long as some other child said it listens this recently. */
+#define HANDOVER_MAX    apr_time_from_sec(4)
+#define STANDBY_FRESH   apr_time_from_msec(600)
 #define PING_EVERY      apr_time_from_sec(5)
 #define XREAD_BLOCK_MS  1000
 #define XREAD_COUNT     256
@@ -73,6 +81,8 @@ static struct {
     upm_rpoll *lp;
     apr_thread_t *thread;
     volatile int stop;
+    apr_time_t handover_until;  /* stopping feeder: hand-over deadline */
+    int my_gen;                 /* this child's generation (graceful restarts) */
     apr_uint32_t rnd;
 
     /* the link */
@@ -132,9 +142,13 @@ typedef struct {
     apr_int64_t me;
     apr_time_t now;
     apr_uint64_t gen;
-    int if_gen;                 /* take only if the lease is still at gen */
     upm_lease snap;
     const char *xgap;
+    /* pub/sub take-over: what this standby holds, and where it continues */
+    const apr_uint64_t *held;
+    long nheld;
+    long start;
+    int gap;
 } lease_arg;
 
 /* Whether the holding process still exists.  A child killed with -9 stays
@@ -182,8 +196,7 @@ static int holder_alive(const upm_lease *l, apr_time_t now)
 static int lease_take(upm_lease *l, void *b)
 {
     lease_arg *a = b;
-    if (!upm_lease_is_free(l, a->now, LEASE_TTL, holder_alive(l, a->now))
-        || (a->if_gen && l->gen != a->gen)) {
+    if (!upm_lease_is_free(l, a->now, LEASE_TTL, holder_alive(l, a->now))) {
         return 0;
     }
     a->snap = *l;
@@ -191,7 +204,52 @@ static int lease_take(upm_lease *l, void *b)
     l->gen++;
     l->renewed = a->now;
     l->released = 0;
+    l->handover = 0;
     a->gen = l->gen;
+    return 1;
+}
+
+/* A pub/sub standby with a ready link: says it listens, and takes the
+ * lease when it is free or handed over.  Where it continues is decided
+ * here, under the lock, against the very marks of the moment: a feeder
+ * still feeding until this instant cannot have taken more since. */
+static int lease_take_pubsub(upm_lease *l, void *b)
+{
+    lease_arg *a = b;
+    int alive = holder_alive(l, a->now);
+    int handed = l->handover && alive && l->holder != a->me;
+
+    l->standby_seen = a->now;
+    a->snap = *l;
+    if (!handed && !upm_lease_is_free(l, a->now, LEASE_TTL, alive)) {
+        return 0;
+    }
+    a->start = upm_takeover_start(l, a->held, a->nheld, L.ready_held, L.ready_taken);
+    a->gap = a->start < 0;
+    if (a->gap && (handed || a->now - l->renewed < LEASE_DEFER)) {
+        /* Another child (one that was listening all along) may continue
+         * without a gap: give it the first chance. */
+        return 0;
+    }
+    if (a->gap) {
+        a->start = a->nheld;
+    }
+    l->holder = a->me;
+    l->gen++;
+    l->renewed = a->now;
+    l->released = 0;
+    l->handover = 0;
+    a->gen = l->gen;
+    return 1;
+}
+
+static int lease_ask_handover(upm_lease *l, void *b)
+{
+    lease_arg *a = b;
+    if (l->holder != a->me || l->gen != a->gen) {
+        return 0;
+    }
+    l->handover = 1;
     return 1;
 }
 
@@ -469,68 +527,49 @@ static void log_taken(const upm_lease *prev, int gap)
                  "Redis listener: this child (pid %d) now feeds the ring (lease %"
                  APR_UINT64_T_FMT "%s%s)%s", (int)getpid(), L.gen,
                  prev->gen == 0 ? ", first feeder" :
-                 prev->holder == 0 ? ", released by its last holder"
-                                   : apr_psprintf(L.fp, ", taken from pid %" APR_INT64_T_FMT,
-                                                  prev->holder),
+                 prev->holder == 0 ? ", released by its last holder" :
+                 prev->handover ? apr_psprintf(L.fp, ", handed over by pid %" APR_INT64_T_FMT,
+                                               prev->holder)
+                                : apr_psprintf(L.fp, ", taken from pid %" APR_INT64_T_FMT,
+                                               prev->holder),
                  gap ? ", after a gap" : "", back);
 }
 
-/* Pub/sub, with a ready link: take the lease when it is free and continue
- * exactly after the last message the previous feeder took. */
+/* Pub/sub, with a ready link: take the lease when it is free (or handed
+ * over) and continue exactly after the last message the previous feeder
+ * took. */
 static void try_lead_pubsub(void)
 {
     lease_arg a = lease_arg_make();
-    long start = 0, n = 0, i;
-    int gap = 0;
+    apr_uint64_t *hs = apr_palloc(L.fp, sizeof(apr_uint64_t) * (L.nheld + 1));
+    long i, n = 0;
     held *h;
 
-    /* Where this child would continue, from a snapshot of the lease; the
-     * take below only succeeds if nobody took it meanwhile. */
-    if (upm_bus_with_lease(lease_peek, &a) != 0) {
-        return;
+    if (L.stop) {
+        return;     /* a stopping child takes nothing over */
     }
-    if (a.snap.gen != 0) {
-        apr_uint64_t *hs = apr_palloc(L.fp, sizeof(apr_uint64_t) * (L.nheld + 1));
-        for (h = L.head; h; h = h->next) {
-            hs[n++] = h->hash;
-        }
-        start = upm_align(hs, n, a.snap.marks, (int)a.snap.nmarks);
-        if (start < 0) {
-            if (L.ready_held && a.snap.taken == L.ready_taken) {
-                /* Nothing was taken since this link was up, and none of
-                 * what it holds matches what was taken before. */
-                start = 0;
-            }
-            else {
-                gap = 1;
-                start = n;
-            }
-        }
-        if (gap) {
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, L.s, APLOGNO(13228)
-                         "Redis listener: cannot place %ld held messages after the "
-                         "feeder's last %u (taken %" APR_UINT64_T_FMT ", %" APR_UINT64_T_FMT
-                         " when this link came up%s)", n, a.snap.nmarks, a.snap.taken,
-                         L.ready_taken, L.ready_held ? "" : " with no feeder");
-        }
-        if (gap && a.now - a.snap.renewed < LEASE_DEFER) {
-            /* Another child (one that was listening all along) may
-             * continue without a gap: give it the first chance. */
-            return;
-        }
+    for (h = L.head; h; h = h->next) {
+        hs[n++] = h->hash;
     }
-    a.gen = a.snap.gen;
-    a.if_gen = 1;
-    if (upm_bus_with_lease(lease_take, &a) != 1) {
+    a.held = hs;
+    a.nheld = n;
+    if (upm_bus_with_lease(lease_take_pubsub, &a) != 1) {
         return;
     }
     L.leader = 1;
     L.gen = a.gen;
-    log_taken(&a.snap, gap);
-    for (i = 0; i < start && L.head; i++) {
+    if (a.gap) {
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, L.s, APLOGNO(13228)
+                     "Redis listener: cannot place %ld held messages after the "
+                     "feeder's last %u (taken %" APR_UINT64_T_FMT ", %" APR_UINT64_T_FMT
+                     " when this link came up%s)", n, a.snap.nmarks, a.snap.taken,
+                     L.ready_taken, L.ready_held ? "" : " with no feeder");
+    }
+    log_taken(&a.snap, a.gap);
+    for (i = 0; i < a.start && L.head; i++) {
         held_drop_head();
     }
-    if (gap) {
+    if (a.gap) {
         feed_gap("", "the previous feeder's last messages are not among those this "
                  "child holds");
     }
@@ -1118,10 +1157,41 @@ static void on_tick(upm_rpoll *lp, void *baton)
     }
 }
 
+/* A stopping pub/sub feeder goes on feeding until a listening standby
+ * (typically a child of the next generation, at a graceful restart) takes
+ * the lease over, so that the change of hands loses nothing; bounded by
+ * HANDOVER_MAX, and only while some standby says it listens. */
+static int handing_over(void)
+{
+    apr_time_t now = apr_time_now();
+    lease_arg a = lease_arg_make();
+
+    if (!L.leader || L.mode != UPM_BUS_MODE_PUBSUB || !L.standby || L.link != LINK_READY) {
+        return 0;
+    }
+    if (!L.handover_until) {
+        L.handover_until = now + HANDOVER_MAX;
+        if (upm_bus_with_lease(lease_ask_handover, &a) != 1) {
+            return 0;
+        }
+    }
+    upm_bus_with_lease(lease_peek, &a);
+    if (now >= L.handover_until) {
+        return 0;
+    }
+    /* A newer generation is running: a graceful restart, whose children
+     * will listen shortly. */
+    if (ap_scoreboard_image
+        && ap_scoreboard_image->global->running_generation != L.my_gen) {
+        return 1;
+    }
+    return now - a.snap.standby_seen <= STANDBY_FRESH;
+}
+
 static void *APR_THREAD_FUNC listener(apr_thread_t *thd, void *data)
 {
     upm_rpoll_timer(L.lp, apr_time_now(), on_tick, NULL);
-    while (!L.stop) {
+    while (!L.stop || handing_over()) {
         apr_time_t now = apr_time_now();
         apr_interval_time_t wait = LEASE_TICK;
 
@@ -1206,6 +1276,7 @@ void upm_redis_child_init(apr_pool_t *pchild, server_rec *s)
     if (L.mode == UPM_BUS_MODE_EMBEDDED) {
         return;
     }
+    ap_mpm_query(AP_MPMQ_GENERATION, &L.my_gen);
     L.pats = upm_conf_redis_patterns(sc, &L.npats);
     L.standby = upm_conf_redis_standby(sc);
     L.max = upm_conf_redis_max_message(sc);

@@ -20,18 +20,18 @@ int upm_redis_enabled(void);
 
 /* ---- blocking connections (upm_redis_sync.c) -------------------------- */
 
-typedef struct upm_rconn upm_rconn;
+typedef struct upm_redis_conn upm_redis_conn;
 
 void upm_redis_sync_child_init(apr_pool_t *pchild, server_rec *s);
 /* A connection from this child's pool, or NULL (then *err says why) when
  * Redis cannot be reached within UploadProgressRedisTimeout. */
-upm_rconn *upm_redis_acquire(const char **err);
+upm_redis_conn *upm_redis_acquire(const char **err);
 /* Returns it; broken: it failed and must be closed. */
-void upm_redis_release(upm_rconn *c, int broken);
+void upm_redis_release(upm_redis_conn *c, int broken);
 /* Whether this connection had served an earlier request (a failure on it
  * may just be an idle connection the server closed). */
-int upm_rconn_reused(const upm_rconn *c);
-redisContext *upm_rconn_ctx(upm_rconn *c);
+int upm_redis_conn_reused(const upm_redis_conn *c);
+redisContext *upm_redis_conn_ctx(upm_redis_conn *c);
 
 /* ---- replies ----------------------------------------------------------- */
 

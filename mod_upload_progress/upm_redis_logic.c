@@ -282,6 +282,22 @@ long upm_align(const apr_uint64_t *buf, long n, const apr_uint64_t *marks, int n
     return -1;
 }
 
+long upm_takeover_start(const upm_lease *l, const apr_uint64_t *held, long n, int ready_held,
+                        apr_uint64_t ready_taken)
+{
+    long start;
+    if (l->gen == 0) {
+        return 0;           /* the first feeder ever: nothing was taken */
+    }
+    start = upm_align(held, n, l->marks, (int)l->nmarks);
+    if (start >= 0) {
+        return start;
+    }
+    /* None of what is held matches what was taken; if nothing was taken
+     * since this subscription became active, all of it is untaken. */
+    return ready_held && l->taken == ready_taken ? 0 : -1;
+}
+
 /* ---- log rate limiting ------------------------------------------------- */
 
 int upm_ratelimit_pass(upm_ratelimit *rl, apr_time_t now, apr_interval_time_t every,

@@ -83,6 +83,8 @@ typedef struct upm_lease {
     apr_uint64_t taken;         /* messages taken under every holder */
     char xid[UPM_XID_LEN];      /* Streams: last entry id taken; "" none */
     char xgap[UPM_XID_LEN];     /* Streams: newest loss already marked as a gap */
+    apr_uint32_t handover;      /* the holder is stopping: a standby may take over */
+    apr_int64_t standby_seen;   /* when a listening pub/sub standby last said so */
 } upm_lease;
 
 /* May a listener take the lease now?  holder_alive: whether the holder's
@@ -103,6 +105,14 @@ void upm_lease_push_marks(upm_lease *l, const apr_uint64_t *h, apr_size_t n);
  * the window when it lies at the very start of buf (the standby started
  * listening while those messages were being taken).  nmarks 0: 0. */
 long upm_align(const apr_uint64_t *buf, long n, const apr_uint64_t *marks, int nmarks);
+
+/* Where a pub/sub standby taking over the lease l continues among the
+ * messages it holds (hashes held[0..n), oldest first): the index of the
+ * first one nobody took, or -1 when that cannot be known (a gap).
+ * ready_held / ready_taken: whether a feeder held the lease when this
+ * standby's subscription became active, and l->taken then. */
+long upm_takeover_start(const upm_lease *l, const apr_uint64_t *held, long n, int ready_held,
+                        apr_uint64_t ready_taken);
 
 /* ---- log rate limiting ------------------------------------------------- */
 

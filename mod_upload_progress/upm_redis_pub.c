@@ -33,10 +33,10 @@ static int unavailable(request_rec *r, const char *why)
 
 /* Sends MULTI, the n commands and EXEC in one write and reads the replies;
  * returns EXEC's reply (caller frees), or NULL with *err set. */
-static redisReply *transact(request_rec *r, upm_rconn *c, int n, int argc,
+static redisReply *transact(request_rec *r, upm_redis_conn *c, int n, int argc,
                             const char ***argv, size_t **lens, const char **err)
 {
-    redisContext *ctx = upm_rconn_ctx(c);
+    redisContext *ctx = upm_redis_conn_ctx(c);
     redisReply *rep = NULL;
     int i;
 
@@ -123,12 +123,12 @@ int upm_redis_publish(request_rec *r, upm_msg *const *msgs, int n)
      * one retry on a fresh one.  The whole batch is one MULTI/EXEC, so a
      * failure publishes none of it. */
     for (attempt = 0; attempt < 2; attempt++) {
-        upm_rconn *c = upm_redis_acquire(&err);
+        upm_redis_conn *c = upm_redis_acquire(&err);
         int reused;
         if (!c) {
             return unavailable(r, err);
         }
-        reused = upm_rconn_reused(c);
+        reused = upm_redis_conn_reused(c);
         err = NULL;
         rep = transact(r, c, n, argc, argv, lens, &err);
         upm_redis_release(c, rep == NULL);
@@ -199,7 +199,7 @@ const char *upm_redis_stream_replay(request_rec *r, const char *after,
                                             &upload_progress_module);
     apr_size_t max = upm_conf_redis_max_message(sc);
     const char *err = NULL, *reason = NULL;
-    upm_rconn *c;
+    upm_redis_conn *c;
     redisReply *rep;
     upm_xinfo xi;
     upm_xid from;
@@ -217,12 +217,12 @@ const char *upm_redis_stream_replay(request_rec *r, const char *after,
                       "cannot resume %s from the stream: %s", after, err);
         return "redis";
     }
-    rep = redisCommand(upm_rconn_ctx(c), "XINFO STREAM %s", sc->redis_stream);
+    rep = redisCommand(upm_redis_conn_ctx(c), "XINFO STREAM %s", sc->redis_stream);
     if (upm_redis_parse_xinfo(rep, &xi) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APLOGNO(13205)
                       "cannot resume %s: XINFO STREAM %s failed: %s", after,
                       sc->redis_stream, rep && rep->type == REDIS_REPLY_ERROR ? rep->str
-                      : upm_rconn_ctx(c)->errstr);
+                      : upm_redis_conn_ctx(c)->errstr);
         if (rep) {
             freeReplyObject(rep);
         }
@@ -249,13 +249,13 @@ const char *upm_redis_stream_replay(request_rec *r, const char *after,
     apr_pool_create(&bp, r->pool);
     for (;;) {
         size_t i;
-        rep = redisCommand(upm_rconn_ctx(c), "XRANGE %s (%s + COUNT %d", sc->redis_stream,
+        rep = redisCommand(upm_redis_conn_ctx(c), "XRANGE %s (%s + COUNT %d", sc->redis_stream,
                            cursor, UPM_XRANGE_BATCH);
         if (!rep || rep->type != REDIS_REPLY_ARRAY) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APLOGNO(13206)
                           "cannot resume %s: XRANGE failed: %s", after,
                           rep && rep->type == REDIS_REPLY_ERROR ? rep->str
-                          : upm_rconn_ctx(c)->errstr);
+                          : upm_redis_conn_ctx(c)->errstr);
             reason = "redis";
             break;
         }

@@ -12,7 +12,7 @@
 
 APLOG_USE_MODULE(upload_progress);
 
-struct upm_rconn {
+struct upm_redis_conn {
     redisContext *ctx;
     int uses;
 };
@@ -36,7 +36,7 @@ static const char *ctx_error(apr_pool_t *p, const redisContext *c)
 static apr_status_t rconn_make(void **res, void *params, apr_pool_t *p)
 {
     struct timeval tv;
-    upm_rconn *rc;
+    upm_redis_conn *rc;
     redisContext *c;
     redisReply *rep;
 
@@ -91,7 +91,7 @@ static apr_status_t rconn_make(void **res, void *params, apr_pool_t *p)
 
 static apr_status_t rconn_free(void *res, void *params, apr_pool_t *p)
 {
-    upm_rconn *rc = res;
+    upm_redis_conn *rc = res;
     if (rc->ctx) {
         redisFree(rc->ctx);
         rc->ctx = NULL;
@@ -123,7 +123,7 @@ void upm_redis_sync_child_init(apr_pool_t *pchild, server_rec *s)
     apr_reslist_timeout_set(pool.rl, apr_time_from_msec(pool.timeout_ms));
 }
 
-upm_rconn *upm_redis_acquire(const char **err)
+upm_redis_conn *upm_redis_acquire(const char **err)
 {
     void *res;
     apr_status_t rv;
@@ -150,7 +150,7 @@ upm_rconn *upm_redis_acquire(const char **err)
     return res;
 }
 
-void upm_redis_release(upm_rconn *c, int broken)
+void upm_redis_release(upm_redis_conn *c, int broken)
 {
     if (broken || c->ctx->err) {
         apr_reslist_invalidate(pool.rl, c);
@@ -160,12 +160,12 @@ void upm_redis_release(upm_rconn *c, int broken)
     apr_reslist_release(pool.rl, c);
 }
 
-int upm_rconn_reused(const upm_rconn *c)
+int upm_redis_conn_reused(const upm_redis_conn *c)
 {
     return c->uses > 0;
 }
 
-redisContext *upm_rconn_ctx(upm_rconn *c)
+redisContext *upm_redis_conn_ctx(upm_redis_conn *c)
 {
     return c->ctx;
 }

@@ -5,6 +5,7 @@
 #include "upm_config.h"
 #include "upm_event.h"
 #include "upm_hub.h"
+#include "upm_reactor.h"
 #include "upm_redis.h"
 #include "upm_sse_fmt.h"
 #include "upm_stats.h"
@@ -32,97 +33,136 @@ scopes[] = {
     { UPM_F_PHOTO,   "photoId",   "MATCH_PHOTOID",   NULL },
 };
 
-typedef struct {
+/* One SSE stream, served either by its worker (blocking writes, waiting
+ * in the hub) or by the reactor (non-blocking writes, woken by the hub). */
+typedef struct sse_stream {
     request_rec *r;
+    upm_sub *sub;
+    upm_rconn *rc;              /* NULL: the worker holds the stream */
+    long retry_ms;
+    apr_interval_time_t beat;
+    apr_time_t next_beat;
+    apr_time_t expires;
     int failed;
     apr_uint64_t delivered;
-} sse_out;
+} sse_stream;
 
-static void out_flush(sse_out *o)
+static void out_raw(sse_stream *st, const char *s, apr_size_t len)
 {
-    if (!o->failed && (ap_rflush(o->r) < 0 || o->r->connection->aborted)) {
-        o->failed = 1;
+    if (st->rc) {
+        upm_reactor_buffer(st->rc, s, len);
+    }
+    else if (!st->failed && ap_rwrite(s, (int)len, st->r) < 0) {
+        st->failed = 1;
     }
 }
 
-static void out_frame(sse_out *o, const upm_frame *f)
+/* Worker mode: push everything out now.  Reactor mode: write what the
+ * socket takes; 1 when output is still waiting, -1 when the stream died. */
+static int out_flush(sse_stream *st)
 {
-    if (!o->failed && ap_rvputs(o->r, "id: ", f->id, "\nevent: ", f->type, "\ndata: ",
-                                NULL) < 0) {
-        o->failed = 1;
+    if (st->rc) {
+        return upm_reactor_flush(st->rc);
     }
-    if (!o->failed && (ap_rwrite(f->json, (int)f->json_len, o->r) < 0
-                       || ap_rputs("\n\n", o->r) < 0)) {
-        o->failed = 1;
+    if (!st->failed && (ap_rflush(st->r) < 0 || st->r->connection->aborted)) {
+        st->failed = 1;
     }
-    o->delivered++;
+    return st->failed ? -1 : 0;
 }
 
-static void out_reset_id(sse_out *o, const char *reason, const char *id)
+static void out_frame(sse_stream *st, const upm_frame *f)
+{
+    out_raw(st, "id: ", 4);
+    out_raw(st, f->id, strlen(f->id));
+    out_raw(st, "\nevent: ", 8);
+    out_raw(st, f->type, strlen(f->type));
+    out_raw(st, "\ndata: ", 7);
+    out_raw(st, f->json, f->json_len);
+    out_raw(st, "\n\n", 2);
+    st->delivered++;
+}
+
+static void out_reset_id(sse_stream *st, const char *reason, const char *id)
 {
     json_t *j;
-    char *data;
+    char *data, *frame;
     apr_size_t len;
-    char *frame;
 
     j = json_pack("{s:s,s:s,s:s,s:s}", "type", "reset", "id", id, "reason", reason,
-                  "timestamp", upm_iso8601(o->r->pool, apr_time_now()));
+                  "timestamp", upm_iso8601(st->r->pool, apr_time_now()));
     data = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    frame = upm_sse_frame(o->r->pool, id, "reset", data, strlen(data), &len);
+    frame = upm_sse_frame(st->r->pool, id, "reset", data, strlen(data), &len);
     free(data);
-    if (!o->failed && ap_rwrite(frame, (int)len, o->r) < 0) {
-        o->failed = 1;
-    }
+    out_raw(st, frame, len);
     upm_stats_add(UPM_ST_RESETS_SENT, 1);
 }
 
 /* A reset at the start of a stream carries the newest id (what follows is
  * newer): a client that reconnects with it resumes from there instead of
  * being reset again. */
-static void out_reset(sse_out *o, const char *reason)
+static void out_reset(sse_stream *st, const char *reason)
 {
-    out_reset_id(o, reason, upm_bus_newest_id(o->r->pool));
+    out_reset_id(st, reason, upm_bus_newest_id(st->r->pool));
 }
 
-static void out_raw(sse_out *o, const char *s, apr_size_t len)
+/* A live reset carries the id just before the frames that follow it. */
+static void out_live_reset(sse_stream *st, const char *reason)
 {
-    if (!o->failed && ap_rwrite(s, (int)len, o->r) < 0) {
-        o->failed = 1;
-    }
+    const char *id = upm_sub_reset_id(st->sub);
+    out_reset_id(st, reason, id ? id : upm_bus_newest_id(st->r->pool));
+}
+
+static void out_retry_jitter(sse_stream *st)
+{
+    apr_size_t len;
+    /* Spread the reconnects of a stopping child over a few seconds. */
+    const char *s = upm_sse_retry(st->r->pool, st->retry_ms
+                                  + (long)(apr_time_now() % 2000), &len);
+    out_raw(st, s, len);
+}
+
+static void out_token_expired(sse_stream *st)
+{
+    apr_size_t len;
+    const char *s = upm_sse_frame(st->r->pool, NULL, "token_expired",
+                                  "{\"type\":\"token_expired\"}", 24, &len);
+    out_raw(st, s, len);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, st->r, APLOGNO(13042)
+                  "token of user %s expired: stream closed", st->r->user);
 }
 
 /* Sends what the ring holds for this subscriber after `after`, up to the
  * ring's end at the time; returns that end. */
-static apr_uint64_t replay(sse_out *o, upm_sub *sub, apr_uint64_t after)
+static apr_uint64_t replay(sse_stream *st, apr_uint64_t after)
 {
     apr_pool_t *bp;
     upm_msg *msgs;
     apr_uint64_t cursor = after, last = after, oldest;
     apr_uint64_t epoch = upm_bus_epoch();
 
-    apr_pool_create(&bp, o->r->pool);
-    msgs = apr_palloc(o->r->pool, sizeof(upm_msg) * UPM_REPLAY_BATCH);
+    apr_pool_create(&bp, st->r->pool);
+    msgs = apr_palloc(st->r->pool, sizeof(upm_msg) * UPM_REPLAY_BATCH);
     for (;;) {
         int n = upm_bus_read(bp, cursor, UPM_REPLAY_BATCH, msgs, &last, &oldest);
         int i;
-        for (i = 0; i < n && !o->failed; i++) {
+        for (i = 0; i < n && !st->failed; i++) {
             if (msgs[i].flags & UPM_MSG_GAP) {
                 /* Messages were lost here: what came before is moot. */
-                out_reset_id(o, "redis", *msgs[i].ext ? msgs[i].ext
-                             : upm_id_format(o->r->pool, epoch, msgs[i].seq));
+                out_reset_id(st, "redis", *msgs[i].ext ? msgs[i].ext
+                             : upm_id_format(st->r->pool, epoch, msgs[i].seq));
             }
-            else if (upm_sub_matches(sub, &msgs[i])) {
+            else if (upm_sub_matches(st->sub, &msgs[i])) {
                 upm_frame *f = upm_frame_make(&msgs[i], epoch);
-                if (f && upm_sub_throttle_pass(sub, f)) {
-                    out_frame(o, f);
+                if (f && upm_sub_throttle_pass(st->sub, f)) {
+                    out_frame(st, f);
                     upm_stats_add(UPM_ST_REPLAYED, 1);
                 }
                 upm_frame_unref(f);
             }
         }
         apr_pool_clear(bp);
-        if (n < UPM_REPLAY_BATCH || o->failed) {
+        if (n < UPM_REPLAY_BATCH || st->failed) {
             break;
         }
         cursor = msgs[n - 1].seq;
@@ -132,23 +172,18 @@ static apr_uint64_t replay(sse_out *o, upm_sub *sub, apr_uint64_t after)
 }
 
 /* Streams mode: entries read back from the stream itself. */
-typedef struct {
-    sse_out *o;
-    upm_sub *sub;
-} stream_emit;
-
 static int stream_wants(void *baton, const upm_msg *m)
 {
-    stream_emit *se = baton;
-    return !se->o->failed && upm_sub_matches(se->sub, m);
+    sse_stream *st = baton;
+    return !st->failed && upm_sub_matches(st->sub, m);
 }
 
 static void stream_out(void *baton, const upm_msg *m)
 {
-    stream_emit *se = baton;
+    sse_stream *st = baton;
     upm_frame *f = upm_frame_make(m, 0);
-    if (f && upm_sub_throttle_pass(se->sub, f)) {
-        out_frame(se->o, f);
+    if (f && upm_sub_throttle_pass(st->sub, f)) {
+        out_frame(st, f);
         upm_stats_add(UPM_ST_REPLAYED, 1);
     }
     upm_frame_unref(f);
@@ -157,40 +192,202 @@ static void stream_out(void *baton, const upm_msg *m)
 /* Streams mode resume: ids are stream ids, valid on every node sharing the
  * stream.  From this node's ring when it holds everything after the id,
  * else from the stream; live frames up to what was replayed are dropped. */
-static void stream_resume(sse_out *o, upm_sub *sub, const char *resume)
+static void stream_resume(sse_stream *st, const char *resume)
 {
     apr_uint64_t after, last;
     upm_xid x;
-    upm_bus_xfind st = upm_bus_find_xid(resume, &after, &last);
+    upm_bus_xfind fs = upm_bus_find_xid(resume, &after, &last);
 
-    if (st == UPM_XFIND_INVALID) {
-        out_reset(o, "invalid");
+    if (fs == UPM_XFIND_INVALID) {
+        out_reset(st, "invalid");
         upm_bus_state(&last, &after);
-        upm_sub_skip_upto(sub, last);
+        upm_sub_skip_upto(st->sub, last);
         return;
     }
     upm_xid_parse(resume, strlen(resume), &x);
-    if (st == UPM_XFIND_COVERED) {
-        upm_sub_skip_upto(sub, replay(o, sub, after));
-        /* The client may be ahead of this node's ring (it read on a node
-         * that took the entries a moment earlier). */
-        upm_sub_skip_xid(sub, x);
+    if (fs == UPM_XFIND_COVERED) {
+        upm_sub_skip_upto(st->sub, replay(st, after));
+        /* The client may be ahead of what this node has dispatched. */
+        upm_sub_skip_xid(st->sub, x);
     }
     else {
-        stream_emit se = { o, sub };
         upm_xid upto;
-        const char *reason = upm_redis_stream_replay(o->r, resume, stream_wants,
-                                                     stream_out, &se, &upto);
+        const char *reason = upm_redis_stream_replay(st->r, resume, stream_wants,
+                                                     stream_out, st, &upto);
         if (reason) {
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, o->r, APLOGNO(13207)
-                          "cannot resume user %s from %s: %s", o->r->user, resume, reason);
-            out_reset(o, reason);
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, st->r, APLOGNO(13207)
+                          "cannot resume user %s from %s: %s", st->r->user, resume, reason);
+            out_reset(st, reason);
             upm_bus_state(&last, &after);
-            upm_sub_skip_upto(sub, last);
+            upm_sub_skip_upto(st->sub, last);
         }
         else {
-            upm_sub_skip_xid(sub, upto);
+            upm_sub_skip_xid(st->sub, upto);
         }
+    }
+}
+
+static void finish(sse_stream *st)
+{
+    if (st->sub) {
+        upm_hub_remove(st->sub);
+        st->sub = NULL;
+        upm_stats_add(UPM_ST_DELIVERED, st->delivered);
+        upm_stats_add(UPM_ST_SSE_CLOSED, 1);
+        st->delivered = 0;
+    }
+}
+
+/* ---- reactor mode ---------------------------------------------------- */
+
+#define UPM_PUMP_BYTES (32 * 1024)
+
+static void reschedule(sse_stream *st)
+{
+    apr_time_t when = st->next_beat;
+    if (st->expires && (!when || st->expires < when)) {
+        when = st->expires;
+    }
+    if (st->rc->blocked_since) {
+        apr_time_t wt = st->rc->blocked_since + st->rc->write_timeout;
+        if (!when || wt < when) {
+            when = wt;
+        }
+    }
+    upm_reactor_set_deadline(st->rc, when);
+}
+
+static void sse_pump(upm_rconn *rc)
+{
+    sse_stream *st = rc->ctx;
+    upm_frame *frames[UPM_TAKE_MAX];
+
+    /* While the socket has not taken the last batch, messages wait in the
+     * hub queue, where slow consumers are coalesced and bounded. */
+    while (!rc->blocked_since) {
+        upm_sub_state state;
+        const char *reason = NULL;
+        int n, i;
+
+        n = upm_sub_take(st->sub, 0, frames, UPM_TAKE_MAX, UPM_PUMP_BYTES, &state,
+                         &reason);
+        if (state == UPM_SUB_RESET) {
+            out_live_reset(st, reason);
+        }
+        for (i = 0; i < n; i++) {
+            out_frame(st, frames[i]);
+            upm_frame_unref(frames[i]);
+        }
+        if (state == UPM_SUB_CLOSING) {
+            out_retry_jitter(st);
+            upm_reactor_close(rc, "server stopping");
+            return;
+        }
+        if (!n && state == UPM_SUB_OK) {
+            break;
+        }
+        if (out_flush(st) < 0) {
+            return;                     /* closed */
+        }
+    }
+    reschedule(st);
+}
+
+static void sse_readable(upm_rconn *rc)
+{
+    char buf[256];
+    apr_size_t len = sizeof(buf);
+    /* A stream's client sends nothing after its request: this is the
+     * close (or data we discard). */
+    apr_status_t rv = apr_socket_recv(rc->sock, buf, &len);
+    if (APR_STATUS_IS_EOF(rv) || (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv))
+        || (rv == APR_SUCCESS && len == 0)) {
+        upm_reactor_close(rc, "client closed");
+    }
+}
+
+static void sse_timer(upm_rconn *rc, apr_time_t now)
+{
+    sse_stream *st = rc->ctx;
+
+    if (st->expires && now >= st->expires) {
+        out_token_expired(st);
+        upm_reactor_close(rc, "token expired");
+        return;
+    }
+    if (rc->blocked_since && now - rc->blocked_since >= rc->write_timeout) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, st->r, APLOGNO(13043)
+                      "closing the stream of user %s: the client has not read "
+                      "for %" APR_TIME_T_FMT " s (UploadProgressWriteTimeout)",
+                      st->r->user, apr_time_sec(now - rc->blocked_since));
+        upm_stats_add(UPM_ST_SLOW_CLOSED, 1);
+        upm_reactor_close(rc, "slow consumer");
+        return;
+    }
+    if (st->next_beat && now >= st->next_beat) {
+        st->next_beat = now + st->beat;
+        if (!rc->blocked_since) {
+            out_raw(st, ": heartbeat\n\n", 13);
+            if (out_flush(st) < 0) {
+                return;
+            }
+        }
+    }
+    reschedule(st);
+}
+
+static void sse_closed(upm_rconn *rc, const char *reason)
+{
+    finish(rc->ctx);
+}
+
+static const upm_rconn_ops sse_ops = { sse_pump, sse_readable, sse_timer, sse_closed };
+
+/* ---- worker mode ----------------------------------------------------- */
+
+static void serve_on_worker(sse_stream *st)
+{
+    upm_frame *frames[UPM_TAKE_MAX];
+
+    while (!st->failed) {
+        apr_time_t until = apr_time_now() + apr_time_from_sec(3600), now;
+        upm_sub_state state;
+        const char *reason = NULL;
+        int n, i;
+
+        if (st->next_beat && st->next_beat < until) {
+            until = st->next_beat;
+        }
+        if (st->expires && st->expires < until) {
+            until = st->expires;
+        }
+        n = upm_sub_take(st->sub, until, frames, UPM_TAKE_MAX, APR_SIZE_MAX, &state,
+                         &reason);
+        if (state == UPM_SUB_RESET) {
+            out_live_reset(st, reason);
+        }
+        for (i = 0; i < n; i++) {
+            out_frame(st, frames[i]);
+            upm_frame_unref(frames[i]);
+        }
+        now = apr_time_now();
+        if (state == UPM_SUB_CLOSING) {
+            out_retry_jitter(st);
+            out_flush(st);
+            st->r->connection->keepalive = AP_CONN_CLOSE;
+            break;
+        }
+        if (st->expires && now >= st->expires) {
+            out_token_expired(st);
+            out_flush(st);
+            st->r->connection->keepalive = AP_CONN_CLOSE;
+            break;
+        }
+        if (st->next_beat && now >= st->next_beat) {
+            out_raw(st, ": heartbeat\n\n", 13);
+            st->next_beat = now + st->beat;
+        }
+        out_flush(st);
     }
 }
 
@@ -206,14 +403,10 @@ int upm_sse_handler(request_rec *r)
     upm_dir_conf *d;
     upm_auth_info *ai;
     upm_sub_spec spec;
-    upm_sub *sub;
     apr_table_t *q = NULL;
     const char *resume, *s;
-    sse_out o;
+    sse_stream *st;
     apr_size_t len;
-    apr_time_t next_beat, expires = 0;
-    apr_interval_time_t beat;
-    upm_frame *frames[UPM_TAKE_MAX];
     unsigned i;
 
     if (!r->handler || strcmp(r->handler, "upload-progress-sse") != 0) {
@@ -268,88 +461,61 @@ int upm_sse_handler(request_rec *r)
     apr_table_setn(r->subprocess_env, "no-gzip", "1");
     apr_table_unset(r->headers_in, "Accept-Encoding");
 
-    sub = upm_hub_add(r->pool, &spec);
+    st = apr_pcalloc(r->pool, sizeof(*st));
+    st->r = r;
+    st->retry_ms = upm_conf_retry_ms(d);
+    if (upm_reactor_usable(r, upm_conf_async(d))) {
+        st->rc = upm_reactor_prepare(r, &sse_ops, st,
+                                     apr_time_from_sec(upm_conf_write_timeout(d)));
+        spec.notify = upm_reactor_notify;
+        spec.baton = st->rc;
+    }
+    st->sub = upm_hub_add(r->pool, &spec);
     upm_stats_add(UPM_ST_SSE_OPENED, 1);
-    memset(&o, 0, sizeof(o));
-    o.r = r;
-    s = upm_sse_retry(r->pool, upm_conf_retry_ms(d), &len);
-    out_raw(&o, s, len);
 
-    if (resume && *resume && upm_bus_mode() == UPM_BUS_MODE_STREAM) {
-        stream_resume(&o, sub, resume);
-    }
-    else if (resume && *resume) {
-        apr_uint64_t seq = 0, upto;
-        upm_resume_status st = upm_bus_resume_check(resume, &seq);
-        if (st == UPM_RESUME_OK) {
-            upto = replay(&o, sub, seq);
+    /* The greeting and the replay go out from this worker, blocking, before
+     * the stream is handed over. */
+    {
+        upm_rconn *rc = st->rc;
+        st->rc = NULL;
+        s = upm_sse_retry(r->pool, st->retry_ms, &len);
+        out_raw(st, s, len);
+        if (resume && *resume && upm_bus_mode() == UPM_BUS_MODE_STREAM) {
+            stream_resume(st, resume);
         }
-        else {
-            apr_uint64_t oldest;
-            upm_bus_state(&upto, &oldest);
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13041)
-                          "cannot resume user %s from %s: %s", r->user, resume,
-                          upm_resume_reason(st));
-            out_reset(&o, upm_resume_reason(st));
+        else if (resume && *resume) {
+            apr_uint64_t seq = 0, upto;
+            upm_resume_status rs = upm_bus_resume_check(resume, &seq);
+            if (rs == UPM_RESUME_OK) {
+                upto = replay(st, seq);
+            }
+            else {
+                apr_uint64_t oldest;
+                upm_bus_state(&upto, &oldest);
+                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13041)
+                              "cannot resume user %s from %s: %s", r->user, resume,
+                              upm_resume_reason(rs));
+                out_reset(st, upm_resume_reason(rs));
+            }
+            upm_sub_skip_upto(st->sub, upto);
         }
-        upm_sub_skip_upto(sub, upto);
+        out_flush(st);
+        st->rc = rc;
     }
-    out_flush(&o);
 
-    beat = apr_time_from_sec(upm_conf_heartbeat(d));
-    next_beat = beat ? apr_time_now() + beat : 0;
+    st->beat = apr_time_from_sec(upm_conf_heartbeat(d));
+    st->next_beat = st->beat ? apr_time_now() + st->beat : 0;
     if (ai && ai->exp) {
-        expires = apr_time_from_sec(ai->exp);
+        st->expires = apr_time_from_sec(ai->exp);
     }
-    while (!o.failed) {
-        apr_time_t until = apr_time_now() + apr_time_from_sec(3600), now;
-        upm_sub_state state;
-        const char *reason = NULL;
-        int n;
-
-        if (next_beat && next_beat < until) {
-            until = next_beat;
-        }
-        if (expires && expires < until) {
-            until = expires;
-        }
-        n = upm_sub_take(sub, until, frames, UPM_TAKE_MAX, &state, &reason);
-        if (state == UPM_SUB_RESET) {
-            const char *rid = upm_sub_reset_id(sub);
-            out_reset_id(&o, reason, rid ? rid : upm_bus_newest_id(r->pool));
-        }
-        for (i = 0; i < (unsigned)n; i++) {
-            out_frame(&o, frames[i]);
-            upm_frame_unref(frames[i]);
-        }
-        now = apr_time_now();
-        if (state == UPM_SUB_CLOSING) {
-            /* Spread the reconnects of a stopping child over a few seconds. */
-            s = upm_sse_retry(r->pool, upm_conf_retry_ms(d)
-                              + (long)(apr_time_now() % 2000), &len);
-            out_raw(&o, s, len);
-            out_flush(&o);
-            r->connection->keepalive = AP_CONN_CLOSE;
-            break;
-        }
-        if (expires && now >= expires) {
-            s = upm_sse_frame(r->pool, NULL, "token_expired",
-                              "{\"type\":\"token_expired\"}", 24, &len);
-            out_raw(&o, s, len);
-            out_flush(&o);
-            r->connection->keepalive = AP_CONN_CLOSE;
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13042)
-                          "token of user %s expired: stream closed", r->user);
-            break;
-        }
-        if (next_beat && now >= next_beat) {
-            out_raw(&o, ": heartbeat\n\n", 13);
-            next_beat = now + beat;
-        }
-        out_flush(&o);
+    if (st->failed) {
+        finish(st);
+        return OK;
     }
-    upm_hub_remove(sub);
-    upm_stats_add(UPM_ST_DELIVERED, o.delivered);
-    upm_stats_add(UPM_ST_SSE_CLOSED, 1);
+    if (st->rc) {
+        return upm_reactor_suspend(st->rc);
+    }
+    serve_on_worker(st);
+    finish(st);
     return OK;
 }

@@ -5,8 +5,8 @@ static upm_stats_shm *stats;
 static const char *const names[UPM_ST__COUNT] = {
     "events_accepted", "events_rejected", "delivered", "dropped_throttle",
     "dropped_overflow", "resets_sent", "replayed", "dispatch_lag",
-    "sse_opened", "sse_closed", "redis_received", "redis_refused", "redis_connects",
-    "redis_link_lost", "redis_gaps", "redis_takeovers", "redis_published",
+    "sse_opened", "sse_closed", "slow_closed", "redis_received", "redis_refused",
+    "redis_connects", "redis_link_lost", "redis_gaps", "redis_takeovers", "redis_published",
     "redis_publish_failed"
 };
 

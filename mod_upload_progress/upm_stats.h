@@ -17,6 +17,7 @@ typedef enum {
     UPM_ST_DISPATCH_LAG,            /* a child's fan-out fell behind the ring */
     UPM_ST_SSE_OPENED,
     UPM_ST_SSE_CLOSED,
+    UPM_ST_SLOW_CLOSED,             /* streams closed for not reading */
     UPM_ST_REDIS_RECEIVED,          /* payloads the feeding listener took */
     UPM_ST_REDIS_REFUSED,           /* ... of which refused (bad JSON, no owner ...) */
     UPM_ST_REDIS_CONNECTS,          /* listener links established */

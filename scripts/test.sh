@@ -1,7 +1,9 @@
 #!/bin/sh
 # Runs every test: installs what is missing, builds, runs the C unit tests
 # (make check) and the Apache::Test suite against a real httpd with the
-# module just built.  Run as root, or as a user who may sudo apt-get.
+# module just built, twice: streams on the event-MPM reactor (the default),
+# then with UploadProgressAsync Off (each stream on its worker thread).
+# Run as root, or as a user who may sudo apt-get.
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -9,6 +11,17 @@ scripts/build.sh
 make -s check
 APXS=$(command -v apxs)
 HTTPD="$($APXS -q SBINDIR)/$($APXS -q PROGNAME)"
-# Start from generated files of no earlier run.
-[ -x t/TEST ] && t/TEST -clean >/dev/null 2>&1 || true
-perl t/TEST.PL -apxs "$APXS" -httpd "$HTTPD" "$@"
+run_suite() {
+    # Apache::Test keeps its options between runs: start from scratch.
+    [ -x t/TEST ] && t/TEST -clean >/dev/null 2>&1 || true
+    perl t/TEST.PL -apxs "$APXS" -httpd "$HTTPD" "$@"
+}
+if [ $# -gt 0 ]; then
+    run_suite "$@"
+    exit
+fi
+echo "== Apache::Test suite, streams on the reactor"
+run_suite
+echo "== Apache::Test suite, UploadProgressAsync Off"
+# t/reactor.t asserts that streams do not hold workers: not this mode's.
+run_suite -defines UPM_SYNC $(ls t/*.t | grep -v '^t/reactor\.t$')

@@ -247,6 +247,29 @@ static void test_align(void)
     UPM_CHECK_INT(upm_align(buf, 20, marks, 0), 0);
 }
 
+static void test_takeover(void)
+{
+    upm_lease l;
+    apr_uint64_t held[6] = { 11, 12, 13, 14, 15, 16 };
+    memset(&l, 0, sizeof(l));
+    /* First feeder ever: everything held is untaken. */
+    UPM_CHECK_INT(upm_takeover_start(&l, held, 6, 0, 0), 0);
+    l.gen = 3;
+    l.taken = 40;
+    l.marks[0] = 12; l.marks[1] = 13;
+    l.nmarks = 2;
+    UPM_CHECK_INT(upm_takeover_start(&l, held, 6, 0, 0), 3);
+    /* Marks not held: untaken only if nothing was taken since the link
+     * came up while a feeder held the lease. */
+    l.marks[0] = 1; l.marks[1] = 2;
+    UPM_CHECK_INT(upm_takeover_start(&l, held, 6, 1, 40), 0);
+    UPM_CHECK_INT(upm_takeover_start(&l, held, 6, 1, 39), -1);
+    UPM_CHECK_INT(upm_takeover_start(&l, held, 6, 0, 40), -1);
+    /* Leaders existed but took nothing: all of it is untaken. */
+    l.nmarks = 0;
+    UPM_CHECK_INT(upm_takeover_start(&l, held, 6, 0, 0), 0);
+}
+
 static void test_ratelimit(void)
 {
     upm_ratelimit rl = { 0, 0 };
@@ -276,6 +299,7 @@ int main(void)
     test_xinfo();
     test_lease();
     test_align();
+    test_takeover();
     test_ratelimit();
     apr_pool_destroy(p);
     apr_terminate();

@@ -89,11 +89,13 @@ LoadModule authz_host_module $mods/mod_authz_host.so
 LoadModule authz_user_module $mods/mod_authz_user.so
 LoadModule upload_progress_module $so
 
-# A fixed number of children: the failover test kills one of them.
+# A fixed number of children: the failover test kills one of them.  With
+# server_limit above it, a graceful restart has room to start the new
+# generation while the old one still runs.
 StartServers $n
 ServerLimit @{[ $self->{o}{server_limit} || $n ]}
 ThreadsPerChild $t
-MaxRequestWorkers @{[ $n * $t ]}
+MaxRequestWorkers @{[ ($self->{o}{server_limit} || $n) * $t ]}
 MinSpareThreads @{[ $n * $t ]}
 MaxSpareThreads @{[ $n * $t ]}
 MaxConnectionsPerChild 0
