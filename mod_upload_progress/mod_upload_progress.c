@@ -1,11 +1,13 @@
 /* mod_upload_progress: live upload and job progress for browsers and apps,
- * pushed over Server-Sent Events from events an application publishes.
+ * pushed over Server-Sent Events and WebSocket from events an application
+ * publishes.
  * This file only wires each concern's hooks together. */
 #include "httpd.h"
 #include "http_config.h"
 #include "http_log.h"
 #include "ap_mpm.h"
 #include "mpm_common.h"
+#include "http_request.h"
 
 #include "upm_auth.h"
 #include "upm_bus.h"
@@ -42,6 +44,14 @@ static void upm_child_stopping(apr_pool_t *pchild, int graceful)
     upm_hub_close_all();
 }
 
+static void upm_child_status(server_rec *s, pid_t pid, ap_generation_t gen,
+                             int slot, mpm_child_status state)
+{
+    if (state == MPM_CHILD_EXITED) {
+        upm_bus_child_gone(pid);
+    }
+}
+
 static void upm_register_hooks(apr_pool_t *p)
 {
     upm_auth_register_hooks(p);
@@ -49,8 +59,11 @@ static void upm_register_hooks(apr_pool_t *p)
     ap_hook_post_config(upm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(upm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(upm_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_status(upm_child_status, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(upm_publish_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(upm_sse_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(upm_ws_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_access_checker(upm_ws_access_checker, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(upload_progress) = {

@@ -3,6 +3,7 @@
 #include "upm_redis_logic.h"
 #include "upm_futex.h"
 #include "upm_stats.h"
+#include "upm_userconn.h"
 
 #include "http_config.h"
 #include "http_log.h"
@@ -32,6 +33,7 @@ typedef struct {
 /* State shared by the children beside the ring: the Redis feeder lease. */
 typedef struct {
     upm_lease lease;
+    apr_uint64_t gap_seq;       /* ring sequence of the newest gap marker */
 } upm_bus_ctl;
 
 static upm_bus_retained *bus;
@@ -41,10 +43,16 @@ static int bus_mode;
 
 #define STATS_BYTES ((sizeof(upm_stats_shm) + 63) & ~(apr_size_t)63)
 #define CTL_BYTES   ((sizeof(upm_bus_ctl) + 63) & ~(apr_size_t)63)
+/* Room for this many (user, child) pairs with open streams. */
+#define UC_SLOTS    16384
+#define UC_BYTES    ((upm_uc_bytes(UC_SLOTS) + 63) & ~(apr_size_t)63)
 /* Changes whenever a module build lays the segment out differently, so a
  * graceful restart into a new build starts afresh instead of misreading. */
 #define BUS_CTL_VERSION 2u
-#define BUS_LAYOUT  (STATS_BYTES * 1000003u + CTL_BYTES * 101u + BUS_CTL_VERSION)
+#define BUS_LAYOUT  (STATS_BYTES * 1000003u + CTL_BYTES * 101u + UC_BYTES * 7u \
+                     + BUS_CTL_VERSION)
+
+static upm_uc_table *userconn;
 
 static apr_uint64_t new_epoch(void)
 {
@@ -108,7 +116,7 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         bus->shm = NULL;
     }
     if (!bus->shm) {
-        apr_size_t size = STATS_BYTES + CTL_BYTES + upm_ring_bytes(nslots, data);
+        apr_size_t size = STATS_BYTES + UC_BYTES + CTL_BYTES + upm_ring_bytes(nslots, data);
         rv = apr_shm_create(&bus->shm, size, NULL, keep);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(13013)
@@ -117,8 +125,9 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         base = apr_shm_baseaddr_get(bus->shm);
-        memset(base, 0, STATS_BYTES + CTL_BYTES);
-        ring = upm_ring_init((char *)base + STATS_BYTES + CTL_BYTES, nslots, data,
+        memset(base, 0, STATS_BYTES + UC_BYTES + CTL_BYTES);
+        userconn = upm_uc_init((char *)base + STATS_BYTES, UC_SLOTS);
+        ring = upm_ring_init((char *)base + STATS_BYTES + UC_BYTES + CTL_BYTES, nslots, data,
                              new_epoch());
         bus->nslots = nslots;
         bus->data_bytes = data;
@@ -130,14 +139,16 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     }
     else {
         base = apr_shm_baseaddr_get(bus->shm);
-        ring = upm_ring_attach((char *)base + STATS_BYTES + CTL_BYTES, nslots, data);
+        userconn = (upm_uc_table *)((char *)base + STATS_BYTES);
+        ring = upm_ring_attach((char *)base + STATS_BYTES + UC_BYTES + CTL_BYTES, nslots,
+                               data);
         if (!ring) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(13015)
                          "retained replay ring is corrupt");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
-    ctl = (upm_bus_ctl *)((char *)base + STATS_BYTES);
+    ctl = (upm_bus_ctl *)((char *)base + STATS_BYTES + UC_BYTES);
     bus_mode = mode;
     upm_stats_attach(base);
     return OK;
@@ -276,6 +287,33 @@ void upm_bus_wake_all(void)
     }
 }
 
+int upm_bus_user_acquire(const char *user, apr_uint32_t limit)
+{
+    int rc = -1;
+    if (userconn && apr_global_mutex_lock(bus->mutex) == APR_SUCCESS) {
+        rc = upm_uc_acquire(userconn, upm_uc_hash(user), (apr_int32_t)getpid(), limit);
+        apr_global_mutex_unlock(bus->mutex);
+    }
+    return rc;
+}
+
+void upm_bus_user_release(const char *user)
+{
+    if (userconn && apr_global_mutex_lock(bus->mutex) == APR_SUCCESS) {
+        upm_uc_release(userconn, upm_uc_hash(user), (apr_int32_t)getpid());
+        apr_global_mutex_unlock(bus->mutex);
+    }
+}
+
+void upm_bus_child_gone(pid_t pid)
+{
+    /* A child that was killed never released its streams' counts. */
+    if (userconn && apr_global_mutex_lock(bus->mutex) == APR_SUCCESS) {
+        upm_uc_drop_pid(userconn, (apr_int32_t)pid);
+        apr_global_mutex_unlock(bus->mutex);
+    }
+}
+
 /* ---- Redis ingest: the feeder lease and fenced appends ---------------- */
 
 int upm_bus_mode(void)
@@ -335,6 +373,9 @@ apr_status_t upm_bus_feed(apr_pool_t *p, apr_uint64_t gen, upm_msg *const *msgs,
     ctl->lease.renewed = apr_time_now();
     for (i = 0; i < n; i++) {
         seqs[i] = lens[i] <= max ? upm_ring_append(ring, recs[i], lens[i]) : 0;
+        if (seqs[i] && (msgs[i]->flags & UPM_MSG_GAP)) {
+            ctl->gap_seq = seqs[i];
+        }
     }
     apr_global_mutex_unlock(bus->mutex);
     if (n > 0) {
@@ -404,16 +445,22 @@ upm_bus_xfind upm_bus_find_xid(const char *id, apr_uint64_t *after, apr_uint64_t
     return st;
 }
 
-const char *upm_bus_newest_id(apr_pool_t *p)
+apr_uint64_t upm_bus_gap_seq(void)
+{
+    return ctl ? __atomic_load_n(&ctl->gap_seq, __ATOMIC_ACQUIRE) : 0;
+}
+
+const char *upm_bus_newest(apr_pool_t *p, apr_uint64_t *seq)
 {
     apr_uint64_t last;
     upm_xid x;
     char buf[UPM_XID_LEN];
 
+    *seq = 0;
     if (!ring || apr_global_mutex_lock(bus->mutex) != APR_SUCCESS) {
         return upm_id_format(p, upm_bus_epoch(), 0);
     }
-    last = upm_ring_last(ring);
+    last = *seq = upm_ring_last(ring);
     if (bus_mode == UPM_BUS_MODE_STREAM) {
         /* The newest stream id this node has taken: the ring's own end, or
          * the lease's mark when the ring has nothing yet. */

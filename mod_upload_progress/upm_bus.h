@@ -45,6 +45,13 @@ void upm_bus_wait(apr_uint32_t seen_wake, apr_interval_time_t timeout);
 /* Wakes every waiter (used to stop this child's own threads). */
 void upm_bus_wake_all(void);
 
+/* Open streams per user (UploadProgressMaxConnectionsPerUser): 1 counted,
+ * 0 over limit, -1 not counted (table full or bus down: let it through). */
+int upm_bus_user_acquire(const char *user, apr_uint32_t limit);
+void upm_bus_user_release(const char *user);
+/* In the parent, when a child has exited. */
+void upm_bus_child_gone(pid_t pid);
+
 /* ---- Redis ingest ------------------------------------------------------ */
 
 #define UPM_BUS_MODE_EMBEDDED 0     /* no Redis: the publish handler appends */
@@ -77,8 +84,13 @@ typedef enum {
  * newer than stream id `id` start (COVERED); *last = the ring's end. */
 upm_bus_xfind upm_bus_find_xid(const char *id, apr_uint64_t *after, apr_uint64_t *last);
 
-/* The id of the newest message as clients see it (a reset carries it so
- * that a client reconnecting with it is not reset again). */
-const char *upm_bus_newest_id(apr_pool_t *p);
+/* The id of the newest message as clients see it, and its ring sequence
+ * (a reset carries it, so that a client reconnecting with it is not reset
+ * again).  In Streams mode, the newest stream id this node has taken. */
+const char *upm_bus_newest(apr_pool_t *p, apr_uint64_t *seq);
+
+/* Ring sequence of the newest gap marker (0: none): a client whose last id
+ * lies before it missed messages that no replay can give. */
+apr_uint64_t upm_bus_gap_seq(void);
 
 #endif

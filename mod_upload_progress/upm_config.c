@@ -1,6 +1,7 @@
 #include "upm_config.h"
 #include "upm_jwt.h"
 #include "upm_event.h"
+#include "upm_ws_frame.h"
 
 #include "http_log.h"
 #include <apr_strings.h>
@@ -59,8 +60,10 @@ void *upm_create_dir_conf(apr_pool_t *p, char *dir)
     c->retry_ms = -1;
     c->max_event_size = -1;
     c->send_queue = -1;
+    c->ws_max_message = -1;
     c->async = -1;
     c->write_timeout = -1;
+    c->max_per_user = -1;
     return c;
 }
 
@@ -87,8 +90,12 @@ void *upm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(retry_ms);
     MERGE_NUM(max_event_size);
     MERGE_NUM(send_queue);
+    MERGE_NUM(ws_max_message);
+    /* An inner list replaces the outer one: origins do not accumulate. */
+    MERGE_PTR(allow_origin);
     MERGE_NUM(async);
     MERGE_NUM(write_timeout);
+    MERGE_NUM(max_per_user);
     return c;
 }
 
@@ -102,10 +109,14 @@ apr_off_t upm_conf_max_event(const upm_dir_conf *d)
 { return d->max_event_size >= 0 ? d->max_event_size : UPM_DEFAULT_MAX_EVENT; }
 apr_off_t upm_conf_send_queue(const upm_dir_conf *d)
 { return d->send_queue >= 0 ? d->send_queue : UPM_DEFAULT_SEND_QUEUE; }
+apr_off_t upm_conf_ws_max_message(const upm_dir_conf *d)
+{ return d->ws_max_message >= 0 ? d->ws_max_message : UPM_DEFAULT_WS_MAX_MESSAGE; }
 int upm_conf_async(const upm_dir_conf *d)
 { return d->async >= 0 ? d->async : 1; }
 int upm_conf_write_timeout(const upm_dir_conf *d)
 { return d->write_timeout >= 0 ? d->write_timeout : UPM_DEFAULT_WRITE_TIMEOUT; }
+int upm_conf_max_per_user(const upm_dir_conf *d)
+{ return d->max_per_user >= 0 ? d->max_per_user : UPM_DEFAULT_MAX_PER_USER; }
 int upm_conf_leeway(const upm_dir_conf *d)
 { return d->leeway >= 0 ? d->leeway : UPM_DEFAULT_LEEWAY; }
 const char *upm_conf_user_claim(const upm_dir_conf *d)
@@ -266,6 +277,10 @@ static const char *set_dir_int(cmd_parms *cmd, void *dv, const char *arg)
         if (!(err = parse_int(arg, 1, 86400, &v, cmd->cmd->name, cmd->pool)))
             d->write_timeout = (int)v;
         return err;
+    case 4:
+        if (!(err = parse_int(arg, 0, 1000000, &v, cmd->cmd->name, cmd->pool)))
+            d->max_per_user = (int)v;
+        return err;
     default:
         if (!(err = parse_int(arg, 0, 86400, &v, cmd->cmd->name, cmd->pool)))
             d->leeway = (int)v;
@@ -301,11 +316,32 @@ static const char *set_dir_size(cmd_parms *cmd, void *dv, const char *arg)
         if (!(err = parse_size(arg, 256, 16 * 1024 * 1024, &v, cmd->cmd->name, cmd->pool)))
             d->max_event_size = v;
     }
+    else if ((int)(apr_uintptr_t)cmd->info == 2) {
+        if (!(err = parse_size(arg, 128, 16 * 1024 * 1024, &v, cmd->cmd->name, cmd->pool)))
+            d->ws_max_message = v;
+    }
     else {
         if (!(err = parse_size(arg, 4096, (apr_off_t)1 << 30, &v, cmd->cmd->name, cmd->pool)))
             d->send_queue = v;
     }
     return err;
+}
+
+static const char *add_origin(cmd_parms *cmd, void *dv, const char *arg)
+{
+    upm_dir_conf *d = dv;
+    const char *o = upm_ws_origin_normalize(cmd->pool, arg);
+    if (!o) {
+        return apr_psprintf(cmd->pool, "UploadProgressAllowOrigin: '%s' is not an origin: "
+                            "give scheme://host[:port] (host may start with '*.'), "
+                            "'null' or '*'", arg);
+    }
+    /* Each occurrence of the directive in one section adds to its list. */
+    if (!d->allow_origin) {
+        d->allow_origin = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(d->allow_origin, const char *) = o;
+    return NULL;
 }
 
 static const char *set_dir_str(cmd_parms *cmd, void *dv, const char *arg)
@@ -552,12 +588,20 @@ const command_rec upm_cmds[] = {
                   "Largest accepted event in bytes (default 64K)"),
     AP_INIT_TAKE1("UploadProgressSendQueue", set_dir_size, (void *)1, OR_ALL,
                   "Bytes queued for one connection before it is treated as slow (default 256K)"),
+    AP_INIT_TAKE1("UploadProgressWSMaxMessage", set_dir_size, (void *)2, OR_ALL,
+                  "Largest WebSocket message a client may send, in bytes (default 64K)"),
+    AP_INIT_ITERATE("UploadProgressAllowOrigin", add_origin, NULL, OR_AUTHCFG | RSRC_CONF,
+                    "Origins (scheme://host[:port], *.domain wildcards, null, or *) "
+                    "allowed to open WebSockets; default: the request's own host"),
     AP_INIT_FLAG("UploadProgressAsync", set_async, NULL, OR_ALL,
                  "On: streams are handed to the per-child reactor where the MPM can "
                  "suspend them (default); Off: each stream keeps its worker thread"),
     AP_INIT_TAKE1("UploadProgressWriteTimeout", set_dir_int, (void *)3, OR_ALL,
                   "Seconds a stream's client may leave output unread before it is "
                   "closed (default 30)"),
+    AP_INIT_TAKE1("UploadProgressMaxConnectionsPerUser", set_dir_int, (void *)4, OR_ALL,
+                  "Open streams one user may hold across the server (default 32, "
+                  "0 = no limit); more get 429"),
     AP_INIT_TAKE23("UploadProgressJWTKey", add_key, NULL, OR_AUTHCFG | RSRC_CONF,
                    "ALG SOURCE [KID]: a verification key; SOURCE is file:PATH, env:NAME or a path"),
     DIR_STR("UploadProgressJWTIssuer", issuer, "Required iss claim"),

@@ -18,7 +18,9 @@ extern module AP_MODULE_DECLARE_DATA upload_progress_module;
 #define UPM_DEFAULT_RETRY_MS      3000
 #define UPM_DEFAULT_LEEWAY        30
 #define UPM_DEFAULT_SEND_QUEUE    (256 * 1024)
+#define UPM_DEFAULT_WS_MAX_MESSAGE (64 * 1024)
 #define UPM_DEFAULT_WRITE_TIMEOUT 30
+#define UPM_DEFAULT_MAX_PER_USER  32
 #define UPM_DEFAULT_REDIS_TIMEOUT_MS   1000
 #define UPM_DEFAULT_REDIS_BACKOFF_MIN  100
 #define UPM_DEFAULT_REDIS_BACKOFF_MAX  2000
@@ -56,8 +58,11 @@ typedef struct {
     int retry_ms;               /* -1: unset */
     apr_off_t max_event_size;   /* -1: unset */
     apr_off_t send_queue;       /* -1: unset */
+    apr_off_t ws_max_message;   /* -1: unset */
+    apr_array_header_t *allow_origin;   /* const char *; NULL: unset */
     int async;                  /* -1: unset */
     int write_timeout;          /* seconds; -1: unset */
+    int max_per_user;           /* -1: unset; 0: no limit */
 } upm_dir_conf;
 
 void *upm_create_srv_conf(apr_pool_t *p, server_rec *s);
@@ -72,9 +77,11 @@ double upm_conf_throttle(const upm_dir_conf *d);
 int upm_conf_retry_ms(const upm_dir_conf *d);
 apr_off_t upm_conf_max_event(const upm_dir_conf *d);
 apr_off_t upm_conf_send_queue(const upm_dir_conf *d);
+apr_off_t upm_conf_ws_max_message(const upm_dir_conf *d);
 int upm_conf_leeway(const upm_dir_conf *d);
 int upm_conf_async(const upm_dir_conf *d);
 int upm_conf_write_timeout(const upm_dir_conf *d);
+int upm_conf_max_per_user(const upm_dir_conf *d);
 const char *upm_conf_user_claim(const upm_dir_conf *d);
 const char *upm_conf_token_param(const upm_dir_conf *d);
 const char *upm_conf_cookie(const upm_dir_conf *d);

@@ -1,4 +1,4 @@
-/* Content handlers: publish endpoint and SSE stream. */
+/* Content handlers: publish endpoint, SSE stream and WebSocket. */
 #ifndef UPM_HANDLERS_H
 #define UPM_HANDLERS_H
 
@@ -6,6 +6,10 @@
 
 int upm_publish_handler(request_rec *r);
 int upm_sse_handler(request_rec *r);
+int upm_ws_handler(request_rec *r);
+/* access_checker: refuses WebSocket handshakes from origins that
+ * UploadProgressAllowOrigin does not list, before authentication. */
+int upm_ws_access_checker(request_rec *r);
 
 /* Writes a JSON error body {"error":code,"message":msg[,"index":i]} with
  * the given status; index < 0 omits it.  Returns OK for the handler. */

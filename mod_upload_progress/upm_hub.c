@@ -27,10 +27,6 @@ struct upm_sub {
     apr_size_t qbytes;
     int reset;
     const char *reset_reason;
-    /* The id just before the first frame that follows the reset: a client
-     * resuming from it gets exactly what came after. */
-    char reset_id[64];
-    char taken_reset_id[64];
     int closing;
     int registered;
     apr_uint64_t skip_upto;
@@ -48,7 +44,6 @@ static struct {
     volatile int stop;
     apr_thread_t *follower;
     server_rec *s;
-    char last_id[64];           /* id of the last message dispatched */
 } hub;
 
 /* ---- frames ---------------------------------------------------------- */
@@ -273,17 +268,20 @@ void upm_sub_skip_upto(upm_sub *sub, apr_uint64_t upto)
     apr_thread_mutex_unlock(hub.lock);
 }
 
-const char *upm_sub_reset_id(upm_sub *sub)
-{
-    return sub->taken_reset_id[0] ? sub->taken_reset_id : NULL;
-}
-
 void upm_sub_skip_xid(upm_sub *sub, upm_xid xid)
 {
     apr_thread_mutex_lock(hub.lock);
     sub->has_skip_xid = 1;
     sub->skip_xid = xid;
     apr_thread_mutex_unlock(hub.lock);
+}
+
+/* Sent by a replay already (from the ring, or read back from a Redis
+ * stream), or covered by a reset.  Hub lock held. */
+static int already_sent(const upm_sub *sub, const upm_frame *f)
+{
+    return f->seq <= sub->skip_upto
+           || (sub->has_skip_xid && f->has_xid && upm_xid_cmp(f->xid, sub->skip_xid) <= 0);
 }
 
 static void notify(upm_sub *sub)
@@ -301,7 +299,6 @@ static void set_reset(upm_sub *sub, const char *reason)
     queue_clear(sub);
     sub->reset = 1;
     sub->reset_reason = reason;
-    memcpy(sub->reset_id, hub.last_id, sizeof(sub->reset_id));
     notify(sub);
 }
 
@@ -372,9 +369,7 @@ int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
             sub->qhead = (sub->qhead + 1) % sub->qcap;
             sub->qlen--;
             sub->qbytes -= f->json_len;
-            if (f->seq <= sub->skip_upto
-                || (sub->has_skip_xid && f->has_xid
-                    && upm_xid_cmp(f->xid, sub->skip_xid) <= 0)) {
+            if (already_sent(sub, f)) {
                 upm_frame_unref(f);     /* already sent by the replay */
                 continue;
             }
@@ -387,7 +382,6 @@ int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
             sub->reset = 0;
             *state = UPM_SUB_RESET;
             *reason = sub->reset_reason;
-            memcpy(sub->taken_reset_id, sub->reset_id, sizeof(sub->reset_id));
             break;
         }
         if (sub->closing) {
@@ -399,6 +393,64 @@ int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
             break;
         }
         apr_thread_cond_timedwait(sub->cond, hub.lock, until - now);
+    }
+    apr_thread_mutex_unlock(hub.lock);
+    return n;
+}
+
+int upm_sub_take_merged(upm_sub *const *subs, int nsubs, upm_frame **out, int max,
+                        upm_sub_state *state, const char **reason)
+{
+    int n = 0, i, closing = 0;
+
+    *state = UPM_SUB_OK;
+    apr_thread_mutex_lock(hub.lock);
+    while (n < max) {
+        upm_sub *best = NULL;
+        apr_uint64_t bseq = 0;
+        for (i = 0; i < nsubs; i++) {
+            upm_sub *s = subs[i];
+            while (s->qlen && already_sent(s, s->q[s->qhead])) {
+                upm_frame *f = s->q[s->qhead];   /* already sent by a replay */
+                s->qhead = (s->qhead + 1) % s->qcap;
+                s->qlen--;
+                s->qbytes -= f->json_len;
+                upm_frame_unref(f);
+            }
+            if (s->qlen && (!best || s->q[s->qhead]->seq < bseq)) {
+                best = s;
+                bseq = s->q[s->qhead]->seq;
+            }
+        }
+        if (!best) {
+            break;
+        }
+        for (i = 0; i < nsubs; i++) {
+            upm_sub *s = subs[i];
+            if (s->qlen && s->q[s->qhead]->seq == bseq) {
+                upm_frame *f = s->q[s->qhead];
+                s->qhead = (s->qhead + 1) % s->qcap;
+                s->qlen--;
+                s->qbytes -= f->json_len;
+                if (s == best) {
+                    out[n++] = f;
+                }
+                else {
+                    upm_frame_unref(f);         /* the same message again */
+                }
+            }
+        }
+    }
+    for (i = 0; i < nsubs; i++) {
+        if (subs[i]->reset) {
+            subs[i]->reset = 0;
+            *state = UPM_SUB_RESET;
+            *reason = subs[i]->reset_reason;
+        }
+        closing |= subs[i]->closing;
+    }
+    if (*state == UPM_SUB_OK && closing) {
+        *state = UPM_SUB_CLOSING;
     }
     apr_thread_mutex_unlock(hub.lock);
     return n;
@@ -422,26 +474,12 @@ static void deliver_key(apr_pool_t *p, char kind, const char *id,
 
 static void reset_all(const char *reason);
 
-/* The id clients see for m (its stream id, or "<epoch>-<seq>"). */
-static void msg_id(const upm_msg *m, apr_uint64_t epoch, char *buf, apr_size_t size)
-{
-    if (m->ext && *m->ext && strlen(m->ext) < size) {
-        memcpy(buf, m->ext, strlen(m->ext) + 1);
-    }
-    else {
-        upm_id_format_buf(buf, epoch, m->seq);
-    }
-}
-
 static void dispatch(apr_pool_t *p, const upm_msg *m, apr_uint64_t epoch)
 {
     upm_frame *f;
     if (m->flags & UPM_MSG_GAP) {
         /* The Redis ingest lost messages here (link down, feeder lost, or
          * stream entries trimmed before they were read). */
-        apr_thread_mutex_lock(hub.lock);
-        msg_id(m, epoch, hub.last_id, sizeof(hub.last_id));
-        apr_thread_mutex_unlock(hub.lock);
         reset_all("redis");
         return;
     }
@@ -459,9 +497,6 @@ static void dispatch(apr_pool_t *p, const upm_msg *m, apr_uint64_t epoch)
         deliver_key(p, 'S', m->f[UPM_F_SESSION], m, f);
         deliver_key(p, 'F', m->f[UPM_F_FILE], m, f);
     }
-    /* After delivering: a reset this frame caused (overflow) carries the
-     * id just before it. */
-    apr_cpystrn(hub.last_id, f->id, sizeof(hub.last_id));
     apr_thread_mutex_unlock(hub.lock);
     upm_frame_unref(f);
 }
@@ -521,25 +556,6 @@ static void *APR_THREAD_FUNC follow(apr_thread_t *thd, void *data)
                          "fan-out fell behind the replay ring by %" APR_UINT64_T_FMT
                          " messages; resetting this child's clients", oldest - cursor - 1);
             upm_stats_add(UPM_ST_DISPATCH_LAG, oldest - cursor - 1);
-            apr_thread_mutex_lock(hub.lock);
-            if (n > 0 && msgs[0].ext && *msgs[0].ext) {
-                /* Just before the first message still held. */
-                upm_xid x;
-                if (upm_xid_parse(msgs[0].ext, strlen(msgs[0].ext), &x) == 0) {
-                    if (x.seq) {
-                        x.seq--;
-                    }
-                    else if (x.ms) {
-                        x.ms--;
-                        x.seq = APR_UINT64_MAX;
-                    }
-                    upm_xid_format(hub.last_id, x);
-                }
-            }
-            else {
-                upm_id_format_buf(hub.last_id, epoch, oldest - 1);
-            }
-            apr_thread_mutex_unlock(hub.lock);
             reset_all("lag");
         }
         for (i = 0; i < n; i++) {

@@ -74,11 +74,6 @@ int upm_sub_throttle_pass(upm_sub *sub, const upm_frame *f);
 
 /* Frames with seq <= upto were already sent by a replay: dropped. */
 void upm_sub_skip_upto(upm_sub *sub, apr_uint64_t upto);
-/* After upm_sub_take reported a reset: the id the reset should carry (the
- * one just before the frames that follow it), or NULL when unknown.
- * Valid until the next take. */
-const char *upm_sub_reset_id(upm_sub *sub);
-
 /* Frames with a stream id <= xid were already sent (read from the stream
  * itself): dropped. */
 void upm_sub_skip_xid(upm_sub *sub, upm_xid xid);
@@ -89,6 +84,16 @@ void upm_sub_skip_xid(upm_sub *sub, upm_xid xid);
  * unrefs them) and returns their number; *state tells a reset or close. */
 int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
                  apr_size_t max_bytes, upm_sub_state *state, const char **reason);
+
+/* For a connection made of several subscribers (one per subscription):
+ * takes up to max queued frames from all of them at once, without waiting,
+ * in sequence order, and a message that several of them hold only once.
+ * Taking under one lock is what makes the merge safe: every frame left
+ * queued is newer than every frame taken.  *state: UPM_SUB_RESET when any
+ * of them was reset (their reset flags are cleared), else UPM_SUB_CLOSING
+ * when any is closing. */
+int upm_sub_take_merged(upm_sub *const *subs, int nsubs, upm_frame **out, int max,
+                        upm_sub_state *state, const char **reason);
 
 /* Per-child lifetime: starts the ring follower thread. */
 void upm_hub_child_init(apr_pool_t *pchild, server_rec *s);

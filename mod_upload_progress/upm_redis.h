@@ -6,6 +6,7 @@
 
 #include "httpd.h"
 #include <hiredis/hiredis.h>
+#include "upm_config.h"
 #include "upm_redis_logic.h"
 #include "upm_msg.h"
 
@@ -32,6 +33,9 @@ void upm_redis_release(upm_redis_conn *c, int broken);
  * may just be an idle connection the server closed). */
 int upm_redis_conn_reused(const upm_redis_conn *c);
 redisContext *upm_redis_conn_ctx(upm_redis_conn *c);
+/* The main server and its configuration, as the child was started with. */
+server_rec *upm_redis_server(void);
+upm_srv_conf *upm_redis_conf(void);
 
 /* ---- replies ----------------------------------------------------------- */
 
@@ -52,13 +56,13 @@ int upm_redis_parse_entry(apr_pool_t *p, const redisReply *e, const char **id,
  * normalised messages in one MULTI/EXEC and answer the request. */
 int upm_redis_publish(request_rec *r, upm_msg *const *msgs, int n);
 
-/* Streams mode: sends the entries after `after` (exclusive) that this
- * subscriber may see, read from the stream itself, through emit.  *upto
- * receives the newest id read.  Returns NULL, or the reason clients get
- * in a reset ("expired", "invalid", "redis"). */
-typedef void (*upm_redis_emit_fn)(void *baton, const upm_msg *m);
-const char *upm_redis_stream_replay(request_rec *r, const char *after,
-                                    int (*wants)(void *baton, const upm_msg *m),
+/* Streams mode: passes the entries after `after` (exclusive), read from
+ * the stream itself and normalised as the listener does, to emit (which
+ * returns non-zero to stop).  *upto receives the newest id read.  Returns
+ * NULL, or the reason clients get in a reset ("expired", "invalid",
+ * "redis"). */
+typedef int (*upm_redis_emit_fn)(void *baton, const upm_msg *m);
+const char *upm_redis_stream_replay(apr_pool_t *p, const char *after,
                                     upm_redis_emit_fn emit, void *baton, upm_xid *upto);
 
 #endif

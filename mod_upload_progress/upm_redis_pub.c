@@ -191,13 +191,12 @@ int upm_redis_publish(request_rec *r, upm_msg *const *msgs, int n)
 
 /* ---- Streams resume ------------------------------------------------------ */
 
-const char *upm_redis_stream_replay(request_rec *r, const char *after,
-                                    int (*wants)(void *baton, const upm_msg *m),
+const char *upm_redis_stream_replay(apr_pool_t *p, const char *after,
                                     upm_redis_emit_fn emit, void *baton, upm_xid *upto)
 {
-    upm_srv_conf *sc = ap_get_module_config(r->server->module_config,
-                                            &upload_progress_module);
-    apr_size_t max = upm_conf_redis_max_message(sc);
+    upm_srv_conf *sc = upm_redis_conf();
+    server_rec *s = upm_redis_server();
+    apr_size_t max;
     const char *err = NULL, *reason = NULL;
     upm_redis_conn *c;
     redisReply *rep;
@@ -206,23 +205,28 @@ const char *upm_redis_stream_replay(request_rec *r, const char *after,
     char cursor[UPM_XID_LEN];
     apr_pool_t *bp;
     unsigned total = 0;
+    int stop = 0;
 
     if (upm_xid_parse(after, strlen(after), &from) != 0) {
         return "invalid";
     }
     *upto = from;
+    if (!sc || !sc->redis_stream) {
+        return "redis";
+    }
+    max = upm_conf_redis_max_message(sc);
     c = upm_redis_acquire(&err);
     if (!c) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APLOGNO(13204)
-                      "cannot resume %s from the stream: %s", after, err);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(13204)
+                     "cannot resume %s from the stream: %s", after, err);
         return "redis";
     }
     rep = redisCommand(upm_redis_conn_ctx(c), "XINFO STREAM %s", sc->redis_stream);
     if (upm_redis_parse_xinfo(rep, &xi) != 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APLOGNO(13205)
-                      "cannot resume %s: XINFO STREAM %s failed: %s", after,
-                      sc->redis_stream, rep && rep->type == REDIS_REPLY_ERROR ? rep->str
-                      : upm_redis_conn_ctx(c)->errstr);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(13205)
+                     "cannot resume %s: XINFO STREAM %s failed: %s", after,
+                     sc->redis_stream, rep && rep->type == REDIS_REPLY_ERROR ? rep->str
+                     : upm_redis_conn_ctx(c)->errstr);
         if (rep) {
             freeReplyObject(rep);
         }
@@ -246,20 +250,20 @@ const char *upm_redis_stream_replay(request_rec *r, const char *after,
     }
 
     upm_xid_format(cursor, from);
-    apr_pool_create(&bp, r->pool);
-    for (;;) {
+    apr_pool_create(&bp, p);
+    while (!stop) {
         size_t i;
-        rep = redisCommand(upm_redis_conn_ctx(c), "XRANGE %s (%s + COUNT %d", sc->redis_stream,
-                           cursor, UPM_XRANGE_BATCH);
+        rep = redisCommand(upm_redis_conn_ctx(c), "XRANGE %s (%s + COUNT %d",
+                           sc->redis_stream, cursor, UPM_XRANGE_BATCH);
         if (!rep || rep->type != REDIS_REPLY_ARRAY) {
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APLOGNO(13206)
-                          "cannot resume %s: XRANGE failed: %s", after,
-                          rep && rep->type == REDIS_REPLY_ERROR ? rep->str
-                          : upm_redis_conn_ctx(c)->errstr);
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(13206)
+                         "cannot resume %s: XRANGE failed: %s", after,
+                         rep && rep->type == REDIS_REPLY_ERROR ? rep->str
+                         : upm_redis_conn_ctx(c)->errstr);
             reason = "redis";
             break;
         }
-        for (i = 0; i < rep->elements; i++) {
+        for (i = 0; i < rep->elements && !stop; i++) {
             const char *id, *data, *hint, *why;
             apr_size_t dlen;
             upm_xid x;
@@ -273,9 +277,7 @@ const char *upm_redis_stream_replay(request_rec *r, const char *after,
             if (data && upm_ingest(bp, data, dlen, hint, sc->event_map, max,
                                    apr_time_now(), &m, &why) == UPM_IN_OK) {
                 m.ext = id;
-                if (wants(baton, &m)) {
-                    emit(baton, &m);
-                }
+                stop = emit(baton, &m);
             }
         }
         total += (unsigned)rep->elements;

@@ -20,6 +20,7 @@ struct upm_redis_conn {
 static struct {
     apr_reslist_t *rl;
     server_rec *s;
+    upm_srv_conf *sc;
     const upm_redis_url *url;
     int timeout_ms;
     /* A refused connect makes the next ones fail fast for a moment, so a
@@ -108,6 +109,7 @@ void upm_redis_sync_child_init(apr_pool_t *pchild, server_rec *s)
         return;
     }
     pool.s = s;
+    pool.sc = sc;
     pool.url = sc->redis;
     pool.timeout_ms = upm_conf_redis_timeout_ms(sc);
     /* Up to 2 idle connections kept, 64 at once; idle ones closed after a
@@ -168,6 +170,16 @@ int upm_redis_conn_reused(const upm_redis_conn *c)
 redisContext *upm_redis_conn_ctx(upm_redis_conn *c)
 {
     return c->ctx;
+}
+
+server_rec *upm_redis_server(void)
+{
+    return pool.s;
+}
+
+upm_srv_conf *upm_redis_conf(void)
+{
+    return pool.sc;
 }
 
 /* ---- replies ----------------------------------------------------------- */

@@ -6,9 +6,9 @@
 #include "upm_event.h"
 #include "upm_hub.h"
 #include "upm_reactor.h"
-#include "upm_redis.h"
 #include "upm_sse_fmt.h"
 #include "upm_stats.h"
+#include "upm_stream.h"
 
 #include "http_config.h"
 #include "http_core.h"
@@ -21,17 +21,6 @@
 APLOG_USE_MODULE(upload_progress);
 
 #define UPM_TAKE_MAX   64
-#define UPM_REPLAY_BATCH 256
-
-/* Scope names as they appear in queries, captures and messages. */
-static const struct { int field; const char *name; const char *env; const char *grant; }
-scopes[] = {
-    { UPM_F_JOB,     "jobId",     "MATCH_JOBID",     "jobs" },
-    { UPM_F_SESSION, "sessionId", "MATCH_SESSIONID", "sessions" },
-    { UPM_F_PROJECT, "projectId", "MATCH_PROJECTID", "projects" },
-    { UPM_F_FILE,    "fileId",    "MATCH_FILEID",    "files" },
-    { UPM_F_PHOTO,   "photoId",   "MATCH_PHOTOID",   NULL },
-};
 
 /* One SSE stream, served either by its worker (blocking writes, waiting
  * in the hub) or by the reactor (non-blocking writes, woken by the hub). */
@@ -44,6 +33,7 @@ typedef struct sse_stream {
     apr_time_t next_beat;
     apr_time_t expires;
     int failed;
+    int counted;                /* holds a place in the per-user count */
     apr_uint64_t delivered;
 } sse_stream;
 
@@ -82,35 +72,34 @@ static void out_frame(sse_stream *st, const upm_frame *f)
     st->delivered++;
 }
 
-static void out_reset_id(sse_stream *st, const char *reason, const char *id)
+/* Sends a reset and returns the sequence its id names. */
+static apr_uint64_t out_reset(sse_stream *st, const char *reason)
 {
-    json_t *j;
-    char *data, *frame;
-    apr_size_t len;
+    const char *id;
+    apr_uint64_t seq;
+    apr_size_t dlen, len;
+    char *data = upm_stream_reset_json(st->r->pool, reason, &id, &seq, &dlen);
+    char *frame = upm_sse_frame(st->r->pool, id, "reset", data, dlen, &len);
 
-    j = json_pack("{s:s,s:s,s:s,s:s}", "type", "reset", "id", id, "reason", reason,
-                  "timestamp", upm_iso8601(st->r->pool, apr_time_now()));
-    data = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    frame = upm_sse_frame(st->r->pool, id, "reset", data, strlen(data), &len);
-    free(data);
     out_raw(st, frame, len);
+    /* The client re-reads its state now: whatever the ring held up to the
+     * reset's id is part of that, and is not sent again (as over
+     * WebSocket); a client that reconnects with the id misses nothing. */
+    upm_sub_skip_upto(st->sub, seq);
     upm_stats_add(UPM_ST_RESETS_SENT, 1);
+    return seq;
 }
 
-/* A reset at the start of a stream carries the newest id (what follows is
- * newer): a client that reconnects with it resumes from there instead of
- * being reset again. */
-static void out_reset(sse_stream *st, const char *reason)
+/* The frames taken along with a reset that its id already covers. */
+static void drop_covered(upm_frame **frames, int n, apr_uint64_t seq)
 {
-    out_reset_id(st, reason, upm_bus_newest_id(st->r->pool));
-}
-
-/* A live reset carries the id just before the frames that follow it. */
-static void out_live_reset(sse_stream *st, const char *reason)
-{
-    const char *id = upm_sub_reset_id(st->sub);
-    out_reset_id(st, reason, id ? id : upm_bus_newest_id(st->r->pool));
+    int i;
+    for (i = 0; i < n; i++) {
+        if (frames[i] && frames[i]->seq <= seq) {
+            upm_frame_unref(frames[i]);
+            frames[i] = NULL;
+        }
+    }
 }
 
 static void out_retry_jitter(sse_stream *st)
@@ -132,103 +121,19 @@ static void out_token_expired(sse_stream *st)
                   "token of user %s expired: stream closed", st->r->user);
 }
 
-/* Sends what the ring holds for this subscriber after `after`, up to the
- * ring's end at the time; returns that end. */
-static apr_uint64_t replay(sse_stream *st, apr_uint64_t after)
-{
-    apr_pool_t *bp;
-    upm_msg *msgs;
-    apr_uint64_t cursor = after, last = after, oldest;
-    apr_uint64_t epoch = upm_bus_epoch();
-
-    apr_pool_create(&bp, st->r->pool);
-    msgs = apr_palloc(st->r->pool, sizeof(upm_msg) * UPM_REPLAY_BATCH);
-    for (;;) {
-        int n = upm_bus_read(bp, cursor, UPM_REPLAY_BATCH, msgs, &last, &oldest);
-        int i;
-        for (i = 0; i < n && !st->failed; i++) {
-            if (msgs[i].flags & UPM_MSG_GAP) {
-                /* Messages were lost here: what came before is moot. */
-                out_reset_id(st, "redis", *msgs[i].ext ? msgs[i].ext
-                             : upm_id_format(st->r->pool, epoch, msgs[i].seq));
-            }
-            else if (upm_sub_matches(st->sub, &msgs[i])) {
-                upm_frame *f = upm_frame_make(&msgs[i], epoch);
-                if (f && upm_sub_throttle_pass(st->sub, f)) {
-                    out_frame(st, f);
-                    upm_stats_add(UPM_ST_REPLAYED, 1);
-                }
-                upm_frame_unref(f);
-            }
-        }
-        apr_pool_clear(bp);
-        if (n < UPM_REPLAY_BATCH || st->failed) {
-            break;
-        }
-        cursor = msgs[n - 1].seq;
-    }
-    apr_pool_destroy(bp);
-    return last;
-}
-
-/* Streams mode: entries read back from the stream itself. */
-static int stream_wants(void *baton, const upm_msg *m)
+static int emit_frame(void *baton, upm_frame *f)
 {
     sse_stream *st = baton;
-    return !st->failed && upm_sub_matches(st->sub, m);
-}
-
-static void stream_out(void *baton, const upm_msg *m)
-{
-    sse_stream *st = baton;
-    upm_frame *f = upm_frame_make(m, 0);
-    if (f && upm_sub_throttle_pass(st->sub, f)) {
-        out_frame(st, f);
-        upm_stats_add(UPM_ST_REPLAYED, 1);
-    }
-    upm_frame_unref(f);
-}
-
-/* Streams mode resume: ids are stream ids, valid on every node sharing the
- * stream.  From this node's ring when it holds everything after the id,
- * else from the stream; live frames up to what was replayed are dropped. */
-static void stream_resume(sse_stream *st, const char *resume)
-{
-    apr_uint64_t after, last;
-    upm_xid x;
-    upm_bus_xfind fs = upm_bus_find_xid(resume, &after, &last);
-
-    if (fs == UPM_XFIND_INVALID) {
-        out_reset(st, "invalid");
-        upm_bus_state(&last, &after);
-        upm_sub_skip_upto(st->sub, last);
-        return;
-    }
-    upm_xid_parse(resume, strlen(resume), &x);
-    if (fs == UPM_XFIND_COVERED) {
-        upm_sub_skip_upto(st->sub, replay(st, after));
-        /* The client may be ahead of what this node has dispatched. */
-        upm_sub_skip_xid(st->sub, x);
-    }
-    else {
-        upm_xid upto;
-        const char *reason = upm_redis_stream_replay(st->r, resume, stream_wants,
-                                                     stream_out, st, &upto);
-        if (reason) {
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, st->r, APLOGNO(13207)
-                          "cannot resume user %s from %s: %s", st->r->user, resume, reason);
-            out_reset(st, reason);
-            upm_bus_state(&last, &after);
-            upm_sub_skip_upto(st->sub, last);
-        }
-        else {
-            upm_sub_skip_xid(st->sub, upto);
-        }
-    }
+    out_frame(st, f);
+    return st->failed;
 }
 
 static void finish(sse_stream *st)
 {
+    if (st->counted) {
+        upm_bus_user_release(st->r->user);
+        st->counted = 0;
+    }
     if (st->sub) {
         upm_hub_remove(st->sub);
         st->sub = NULL;
@@ -272,11 +177,13 @@ static void sse_pump(upm_rconn *rc)
         n = upm_sub_take(st->sub, 0, frames, UPM_TAKE_MAX, UPM_PUMP_BYTES, &state,
                          &reason);
         if (state == UPM_SUB_RESET) {
-            out_live_reset(st, reason);
+            drop_covered(frames, n, out_reset(st, reason));
         }
         for (i = 0; i < n; i++) {
-            out_frame(st, frames[i]);
-            upm_frame_unref(frames[i]);
+            if (frames[i]) {
+                out_frame(st, frames[i]);
+                upm_frame_unref(frames[i]);
+            }
         }
         if (state == UPM_SUB_CLOSING) {
             out_retry_jitter(st);
@@ -364,11 +271,13 @@ static void serve_on_worker(sse_stream *st)
         n = upm_sub_take(st->sub, until, frames, UPM_TAKE_MAX, APR_SIZE_MAX, &state,
                          &reason);
         if (state == UPM_SUB_RESET) {
-            out_live_reset(st, reason);
+            drop_covered(frames, n, out_reset(st, reason));
         }
         for (i = 0; i < n; i++) {
-            out_frame(st, frames[i]);
-            upm_frame_unref(frames[i]);
+            if (frames[i]) {
+                out_frame(st, frames[i]);
+                upm_frame_unref(frames[i]);
+            }
         }
         now = apr_time_now();
         if (state == UPM_SUB_CLOSING) {
@@ -391,13 +300,6 @@ static void serve_on_worker(sse_stream *st)
     }
 }
 
-static const char *scope_value(request_rec *r, apr_table_t *q, const char *name,
-                               const char *env)
-{
-    const char *v = apr_table_get(r->subprocess_env, env);
-    return (v && *v) ? v : apr_table_get(q, name);
-}
-
 int upm_sse_handler(request_rec *r)
 {
     upm_dir_conf *d;
@@ -407,7 +309,6 @@ int upm_sse_handler(request_rec *r)
     const char *resume, *s;
     sse_stream *st;
     apr_size_t len;
-    unsigned i;
 
     if (!r->handler || strcmp(r->handler, "upload-progress-sse") != 0) {
         return DECLINED;
@@ -431,27 +332,30 @@ int upm_sse_handler(request_rec *r)
     spec.via = UPM_F_OWNER;
     spec.throttle_step = upm_conf_throttle(d);
     spec.max_queue_bytes = (apr_size_t)upm_conf_send_queue(d);
-    for (i = 0; i < sizeof(scopes) / sizeof(scopes[0]); i++) {
-        const char *v = scope_value(r, q, scopes[i].name, scopes[i].env);
-        if (!v) {
-            continue;
-        }
-        if (!upm_valid_id(v)) {
-            return upm_json_error(r, HTTP_BAD_REQUEST, "bad_scope",
-                                  apr_psprintf(r->pool, "%s must be 1 to 128 of "
-                                               "A-Z a-z 0-9 . _ : @ -", scopes[i].name), -1);
-        }
-        spec.scope[scopes[i].field] = v;
-        /* A grant widens what the user may watch only for the id it names,
-         * and only when the stream asks for exactly that id. */
-        if (spec.via == UPM_F_OWNER && scopes[i].grant
-            && upm_auth_grants(r, ai, scopes[i].grant, v)) {
-            spec.via = scopes[i].field;
-        }
+    if ((s = upm_stream_request_scope(r, q, ai, &spec)) != NULL) {
+        return upm_json_error(r, HTTP_BAD_REQUEST, "bad_scope",
+                              apr_psprintf(r->pool, "%s must be 1 to 128 of "
+                                           "A-Z a-z 0-9 . _ : @ -", s), -1);
     }
     resume = apr_table_get(r->headers_in, "Last-Event-ID");
     if (!resume || !*resume) {
         resume = apr_table_get(q, "lastEventId");
+    }
+
+    st = apr_pcalloc(r->pool, sizeof(*st));
+    st->r = r;
+    if (upm_conf_max_per_user(d)) {
+        int got = upm_bus_user_acquire(r->user, (apr_uint32_t)upm_conf_max_per_user(d));
+        if (got == 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13044)
+                          "user %s already holds %d streams "
+                          "(UploadProgressMaxConnectionsPerUser)", r->user,
+                          upm_conf_max_per_user(d));
+            apr_table_setn(r->err_headers_out, "Retry-After", "5");
+            return upm_json_error(r, HTTP_TOO_MANY_REQUESTS, "too_many_connections",
+                                  "this user holds the most streams allowed", -1);
+        }
+        st->counted = got == 1;
     }
 
     ap_set_content_type(r, "text/event-stream; charset=utf-8");
@@ -461,8 +365,6 @@ int upm_sse_handler(request_rec *r)
     apr_table_setn(r->subprocess_env, "no-gzip", "1");
     apr_table_unset(r->headers_in, "Accept-Encoding");
 
-    st = apr_pcalloc(r->pool, sizeof(*st));
-    st->r = r;
     st->retry_ms = upm_conf_retry_ms(d);
     if (upm_reactor_usable(r, upm_conf_async(d))) {
         st->rc = upm_reactor_prepare(r, &sse_ops, st,
@@ -480,24 +382,14 @@ int upm_sse_handler(request_rec *r)
         st->rc = NULL;
         s = upm_sse_retry(r->pool, st->retry_ms, &len);
         out_raw(st, s, len);
-        if (resume && *resume && upm_bus_mode() == UPM_BUS_MODE_STREAM) {
-            stream_resume(st, resume);
-        }
-        else if (resume && *resume) {
-            apr_uint64_t seq = 0, upto;
-            upm_resume_status rs = upm_bus_resume_check(resume, &seq);
-            if (rs == UPM_RESUME_OK) {
-                upto = replay(st, seq);
-            }
-            else {
-                apr_uint64_t oldest;
-                upm_bus_state(&upto, &oldest);
+        if (resume && *resume) {
+            const char *reason = upm_stream_resume(r->pool, &st->sub, 1, resume,
+                                                   emit_frame, st);
+            if (reason) {
                 ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13041)
-                              "cannot resume user %s from %s: %s", r->user, resume,
-                              upm_resume_reason(rs));
-                out_reset(st, upm_resume_reason(rs));
+                              "cannot resume user %s from %s: %s", r->user, resume, reason);
+                out_reset(st, reason);
             }
-            upm_sub_skip_upto(st->sub, upto);
         }
         out_flush(st);
         st->rc = rc;

@@ -22,8 +22,9 @@ Group nogroup"
     chgrp nogroup "$RUN/secret"
     chown -R nobody "$RUN/run"
 fi
-sed -e "s|@SECRET@|$RUN/secret|g" conf/upload-progress-endpoints.conf \
-    > "$RUN/conf/upload-progress-endpoints.conf"
+for f in upload-progress-endpoints.conf upload-progress-websocket.conf; do
+    sed -e "s|@SECRET@|$RUN/secret|g" "conf/$f" > "$RUN/conf/$f"
+done
 awk -v ub="$USER_BLOCK" '{ if ($0 == "@USER_BLOCK@") print ub; else print }' conf/demo.conf.in |
 sed -e "s|@ROOT@|$RUN|g" -e "s|@PORT@|$PORT|g" \
     -e "s|@MODDIR@|$(apxs -q LIBEXECDIR)|g" \
@@ -32,7 +33,8 @@ sed -e "s|@ROOT@|$RUN|g" -e "s|@PORT@|$PORT|g" \
 [ -f "$RUN/htdocs/index.html" ] || cat > "$RUN/htdocs/index.html" <<'HTML'
 <!doctype html><meta charset="utf-8"><title>mod_upload_progress demo</title>
 <p>mod_upload_progress demo server. Streams: /api/upload/sessions/notifications/stream,
-/api/upload/sessions/{sessionId}/stream, /api/v1/upload-progress/{jobId}; publish: POST /ws/broadcast.</p>
+/api/upload/sessions/{sessionId}/stream, /api/v1/upload-progress/{jobId}; WebSocket:
+/ws/upload-progress, /ws, /session/{sessionId}; publish: POST /ws/broadcast.</p>
 HTML
 
 HTTPD="$(apxs -q SBINDIR)/$(apxs -q PROGNAME)"
@@ -52,6 +54,9 @@ Demo token for user "demo-user" (valid 24 h):
 
 Listen (Server-Sent Events):
   curl -N -H "Authorization: Bearer $TOKEN" http://127.0.0.1:$PORT/api/upload/sessions/notifications/stream
+
+Listen (WebSocket; any client, e.g. websocat or a browser console):
+  ws://127.0.0.1:$PORT/ws/upload-progress?token=$TOKEN
 
 Publish (from another terminal):
   curl -X POST -H 'Content-Type: application/json' http://127.0.0.1:$PORT/ws/broadcast \\

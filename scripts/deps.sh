@@ -5,7 +5,8 @@ set -eu
 PKGS="build-essential autoconf automake libtool pkg-config curl openssl
       apache2 apache2-dev libapr1-dev libaprutil1-dev
       libjansson-dev libjwt-dev libhiredis-dev redis-server
-      libapache2-mod-perl2 libcrypt-jwt-perl libjson-perl libwww-perl"
+      libapache2-mod-perl2 libcrypt-jwt-perl libjson-perl libwww-perl libio-socket-ssl-perl
+      libmojolicious-perl clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

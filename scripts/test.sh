@@ -1,14 +1,18 @@
 #!/bin/sh
 # Runs every test: installs what is missing, builds, runs the C unit tests
-# (make check) and the Apache::Test suite against a real httpd with the
-# module just built, twice: streams on the event-MPM reactor (the default),
-# then with UploadProgressAsync Off (each stream on its worker thread).
-# Run as root, or as a user who may sudo apt-get.
+# (make check), fuzzes the WebSocket parsers for a bounded time
+# (FUZZ_SECONDS per harness, default 60; 0 skips) and runs the Apache::Test
+# suite against a real httpd with the module just built, twice: streams on
+# the event-MPM reactor (the default), then with UploadProgressAsync Off
+# (each stream on its worker thread).  Run as root, or as a user who may
+# sudo apt-get.
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh
 make -s check
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+[ "$FUZZ_SECONDS" -gt 0 ] && scripts/fuzz.sh "$FUZZ_SECONDS"
 APXS=$(command -v apxs)
 HTTPD="$($APXS -q SBINDIR)/$($APXS -q PROGNAME)"
 run_suite() {

@@ -108,6 +108,20 @@ UPM::Node::pump([$r3], sub { $r3->messages >= 7 }, 5);
 is_deeply([ map { $_->{json}{n} } $r3->messages ], [6 .. 12], '... then goes live, no duplicate');
 $r3->close;
 
+# The same over WebSocket (?lastEventId=, as a browser's first connect).
+{
+    require UPM::WS;
+    no warnings 'redefine';
+    local *UPM::Test::port = sub { $c3->port };
+    my $ws = UPM::WS->connect("/ws?lastEventId=$resume_id", token => $tok);
+    is($ws->status, 101, 'WebSocket on the third node');
+    my @m = grep { ($_->{type} // '') ne 'connected' } $ws->drain_json(1.5);
+    is_deeply([ map { $_->{n} } @m ], [6 .. 12],
+              'a WebSocket resume with a stream id also reads the missed entries back');
+    like($m[0]{id} // '', qr/\A\d{13,}-\d+\z/, '... with stream ids');
+    $ws->close;
+}
+
 # Another user resuming from the same point sees only their own.
 my $rv = $c3->sse(token => $c3->token($v), last_id => $resume_id);
 UPM::Node::pump([$rv], sub { $rv->messages >= 2 }, 5);

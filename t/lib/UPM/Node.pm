@@ -117,6 +117,13 @@ $extra
     UploadProgressHeartbeat 1
     Require valid-user
 </Location>
+<Location "/ws">
+    SetHandler upload-progress-websocket
+    AuthType JWT
+    AuthName "upload-progress"
+    UploadProgressJWTKey HS256 file:$self->{dir}/secret
+    Require valid-user
+</Location>
 CONF
     open my $f, '>', "$self->{dir}/httpd.conf" or die $!;
     print $f $conf;

@@ -1,0 +1,46 @@
+/* What every transport does the same way around its subscribers: replay
+ * from the ring after a client's last id, the decision between replay and
+ * reset, and the reset message (DESIGN section 4). */
+#ifndef UPM_STREAM_H
+#define UPM_STREAM_H
+
+#include "httpd.h"
+#include "upm_auth.h"
+#include "upm_hub.h"
+#include <apr_tables.h>
+
+/* Writes one frame to the client; non-zero stops the replay (the
+ * connection failed). */
+typedef int (*upm_stream_emit_fn)(void *baton, upm_frame *f);
+
+/* Sends, in order, the ring's messages after `after` that match any of
+ * the subscribers (once each, through their throttles), up to the ring's
+ * end at the time, which it returns. */
+apr_uint64_t upm_stream_replay(apr_pool_t *p, upm_sub *const *subs, int nsubs,
+                               apr_uint64_t after, upm_stream_emit_fn emit, void *baton);
+
+/* Resumes after the client's last id: replays what it missed and returns
+ * NULL, or returns the reason for a reset when that cannot be done.
+ * Either way the subscribers then skip the frames up to where the replay
+ * (or the reset) left off, so nothing is delivered twice. */
+const char *upm_stream_resume(apr_pool_t *p, upm_sub *const *subs, int nsubs,
+                              const char *last_id, upm_stream_emit_fn emit, void *baton);
+
+/* The reset message JSON {"type":"reset","id":...,"reason":...,
+ * "timestamp":...}.  Its id is the ring's newest (in *id and *seq): a
+ * client that resumes from it is not reset again. */
+char *upm_stream_reset_json(apr_pool_t *p, const char *reason, const char **id,
+                            apr_uint64_t *seq, apr_size_t *len);
+
+/* Narrows spec to the request's named captures (MATCH_JOBID, ...) and
+ * query parameters of the same names; a token grant for one of those ids
+ * makes it the subscriber's route (spec->via).  Returns NULL, or the name
+ * of a parameter whose value is not a valid id. */
+const char *upm_stream_request_scope(request_rec *r, apr_table_t *query,
+                                     const upm_auth_info *ai, upm_sub_spec *spec);
+
+/* The grant-claim list naming ids of this field ("projects", ...), or NULL
+ * when the field cannot be granted. */
+const char *upm_stream_grant_kind(int field);
+
+#endif

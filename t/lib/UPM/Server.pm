@@ -1,0 +1,84 @@
+package UPM::Server;
+# A second httpd with the built module, for tests that need a server
+# configured unlike the Apache::Test one (TLS here).  Loopback only; stopped
+# by stop() or when the object goes away.
+use strict;
+use warnings;
+use File::Path qw(make_path remove_tree);
+use File::Spec;
+use IO::Socket::INET;
+use Time::HiRes qw(sleep time);
+use UPM::Test ();
+
+sub new {
+    my ($class, %a) = @_;
+    my $t = UPM::Test::t_dir();
+    my $root = File::Spec->catdir($t, 'logs', "server-$a{port}");
+    remove_tree($root);
+    make_path("$root/logs", "$root/run");
+    my $apxs = $ENV{APXS} || '/usr/bin/apxs';
+    chomp(my $moddir = `$apxs -q LIBEXECDIR`);
+    chomp(my $sbin = `$apxs -q SBINDIR`);
+    chomp(my $prog = `$apxs -q PROGNAME`);
+    my $user = $> == 0 ? "User nobody\nGroup nogroup\n" : '';
+    if ($> == 0) {
+        system('chown', '-R', 'nobody', "$root/run");
+    }
+    my $conf = <<"CONF";
+ServerRoot "$root"
+ServerName localhost
+Listen 127.0.0.1:$a{port}
+PidFile "$root/logs/httpd.pid"
+ErrorLog "$root/logs/error_log"
+LogLevel info upload_progress:debug
+DefaultRuntimeDir "$root/run"
+$user
+LoadModule mpm_event_module $moddir/mod_mpm_event.so
+LoadModule authn_core_module $moddir/mod_authn_core.so
+LoadModule authz_core_module $moddir/mod_authz_core.so
+LoadModule authz_host_module $moddir/mod_authz_host.so
+LoadModule authz_user_module $moddir/mod_authz_user.so
+LoadModule upload_progress_module $t/../mod_upload_progress/.libs/mod_upload_progress.so
+StartServers 2
+ServerLimit 2
+ThreadsPerChild 10
+MaxRequestWorkers 20
+$a{conf}
+CONF
+    open my $fh, '>', "$root/httpd.conf" or die "$root/httpd.conf: $!";
+    print $fh $conf;
+    close $fh;
+    my $self = bless { root => $root, port => $a{port},
+                       httpd => "$sbin/$prog" }, $class;
+    system($self->{httpd}, '-f', "$root/httpd.conf", '-k', 'start') == 0
+        or die "cannot start httpd on port $a{port} (see $root/logs/error_log)";
+    my $t0 = time;
+    until (IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $a{port},
+                                 Proto => 'tcp', Timeout => 1)) {
+        die "httpd on port $a{port} did not start" if time - $t0 > 10;
+        sleep 0.2;
+    }
+    return $self;
+}
+
+sub root { $_[0]->{root} }
+sub port { $_[0]->{port} }
+
+sub error_log {
+    my ($self) = @_;
+    return UPM::Test::file_text("$self->{root}/logs/error_log");
+}
+
+sub stop {
+    my ($self) = @_;
+    return unless $self->{httpd};
+    system($self->{httpd}, '-f', "$self->{root}/httpd.conf", '-k', 'stop');
+    my $pidf = "$self->{root}/logs/httpd.pid";
+    my $t0 = time;
+    sleep 0.2 while -e $pidf && time - $t0 < 10;
+    delete $self->{httpd};
+}
+
+sub DESTROY { $_[0]->stop }
+
+1;
