@@ -8,6 +8,7 @@
 #include "http_config.h"
 #include "http_log.h"
 #include "http_core.h"
+#include "ap_mpm.h"
 #include "unixd.h"
 #include <apr_shm.h>
 #include <apr_global_mutex.h>
@@ -26,6 +27,8 @@ typedef struct {
     const char *mutex_file;
     apr_uint32_t nslots;
     apr_size_t data_bytes;
+    apr_size_t stats_bytes;     /* differs when ServerLimit or the module changed */
+    apr_uint32_t nchildren;
     apr_size_t layout;          /* what the module that made the segment laid out */
     int mode;                   /* UPM_BUS_MODE_* the ring was made for */
 } upm_bus_retained;
@@ -41,18 +44,30 @@ static upm_ring *ring;
 static upm_bus_ctl *ctl;
 static int bus_mode;
 
-#define STATS_BYTES ((sizeof(upm_stats_shm) + 63) & ~(apr_size_t)63)
-#define CTL_BYTES   ((sizeof(upm_bus_ctl) + 63) & ~(apr_size_t)63)
+#define ALIGN64(n) (((n) + 63) & ~(apr_size_t)63)
 /* Room for this many (user, child) pairs with open streams. */
 #define UC_SLOTS    16384
-#define UC_BYTES    ((upm_uc_bytes(UC_SLOTS) + 63) & ~(apr_size_t)63)
+#define UC_BYTES    ALIGN64(upm_uc_bytes(UC_SLOTS))
+#define CTL_BYTES   ALIGN64(sizeof(upm_bus_ctl))
 /* Changes whenever a module build lays the segment out differently, so a
  * graceful restart into a new build starts afresh instead of misreading. */
 #define BUS_CTL_VERSION 2u
-#define BUS_LAYOUT  (STATS_BYTES * 1000003u + CTL_BYTES * 101u + UC_BYTES * 7u \
-                     + BUS_CTL_VERSION)
+#define BUS_LAYOUT  (CTL_BYTES * 101u + UC_BYTES * 7u + BUS_CTL_VERSION)
 
 static upm_uc_table *userconn;
+
+/* One counter slot per process the MPM may run at once (ServerLimit also
+ * bounds the children of an old generation still finishing after a
+ * graceful restart), and a few spare for children that died without
+ * giving theirs back before the parent noticed. */
+static apr_uint32_t child_slots(void)
+{
+    int limit = 0;
+    if (ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &limit) != APR_SUCCESS || limit < 1) {
+        limit = 16;
+    }
+    return (apr_uint32_t)limit + 8;
+}
 
 static apr_uint64_t new_epoch(void)
 {
@@ -67,6 +82,8 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     apr_uint32_t nslots = sc->replay_slots ? (apr_uint32_t)sc->replay_slots
                                            : UPM_DEFAULT_REPLAY;
     apr_size_t data = sc->replay_bytes ? sc->replay_bytes : UPM_DEFAULT_REPLAY_BYTES;
+    apr_uint32_t nchildren = child_slots();
+    apr_size_t stats_bytes = ALIGN64(upm_stats_bytes(nchildren));
     apr_pool_t *keep = s->process->pool;
     apr_status_t rv;
     void *base;
@@ -95,13 +112,14 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
-    if (bus->shm && (bus->nslots != nslots || bus->data_bytes != data)) {
+    if (bus->shm && (bus->nslots != nslots || bus->data_bytes != data
+                     || bus->stats_bytes != stats_bytes)) {
         /* Children of the old generation keep their own mapping; the new
          * one starts a new epoch so stale ids are recognised. */
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, APLOGNO(13012)
                      "replay ring resized (%u -> %u slots, %" APR_SIZE_T_FMT " -> %"
-                     APR_SIZE_T_FMT " bytes): starting a new epoch",
-                     bus->nslots, nslots, bus->data_bytes, data);
+                     APR_SIZE_T_FMT " bytes, %u -> %u child counters): starting a new epoch",
+                     bus->nslots, nslots, bus->data_bytes, data, bus->nchildren, nchildren);
         apr_shm_destroy(bus->shm);
         bus->shm = NULL;
     }
@@ -116,7 +134,7 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         bus->shm = NULL;
     }
     if (!bus->shm) {
-        apr_size_t size = STATS_BYTES + UC_BYTES + CTL_BYTES + upm_ring_bytes(nslots, data);
+        apr_size_t size = stats_bytes + UC_BYTES + CTL_BYTES + upm_ring_bytes(nslots, data);
         rv = apr_shm_create(&bus->shm, size, NULL, keep);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(13013)
@@ -125,22 +143,25 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         base = apr_shm_baseaddr_get(bus->shm);
-        memset(base, 0, STATS_BYTES + UC_BYTES + CTL_BYTES);
-        userconn = upm_uc_init((char *)base + STATS_BYTES, UC_SLOTS);
-        ring = upm_ring_init((char *)base + STATS_BYTES + UC_BYTES + CTL_BYTES, nslots, data,
+        upm_stats_init(base, nchildren);
+        userconn = upm_uc_init((char *)base + stats_bytes, UC_SLOTS);
+        memset((char *)base + stats_bytes + UC_BYTES, 0, CTL_BYTES);
+        ring = upm_ring_init((char *)base + stats_bytes + UC_BYTES + CTL_BYTES, nslots, data,
                              new_epoch());
         bus->nslots = nslots;
         bus->data_bytes = data;
         bus->layout = BUS_LAYOUT;
         bus->mode = mode;
+        bus->stats_bytes = stats_bytes;
+        bus->nchildren = nchildren;
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, APLOGNO(13014)
                      "replay ring created: %u messages, %" APR_SIZE_T_FMT
                      " bytes, epoch %" APR_UINT64_T_FMT, nslots, data, upm_ring_epoch(ring));
     }
     else {
         base = apr_shm_baseaddr_get(bus->shm);
-        userconn = (upm_uc_table *)((char *)base + STATS_BYTES);
-        ring = upm_ring_attach((char *)base + STATS_BYTES + UC_BYTES + CTL_BYTES, nslots,
+        userconn = (upm_uc_table *)((char *)base + stats_bytes);
+        ring = upm_ring_attach((char *)base + stats_bytes + UC_BYTES + CTL_BYTES, nslots,
                                data);
         if (!ring) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(13015)
@@ -148,22 +169,52 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
-    ctl = (upm_bus_ctl *)((char *)base + STATS_BYTES + UC_BYTES);
+    ctl = (upm_bus_ctl *)((char *)base + stats_bytes + UC_BYTES);
     bus_mode = mode;
     upm_stats_attach(base);
     return OK;
 }
 
+static apr_status_t release_child_stats(void *data)
+{
+    upm_stats_child_release();
+    return APR_SUCCESS;
+}
+
 void upm_bus_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
+    int gen = 0;
     if (!bus || !bus->mutex) {
         return;
     }
+    ap_mpm_query(AP_MPMQ_GENERATION, &gen);
+    if (upm_stats_child_claim((apr_int32_t)getpid(), gen, apr_time_now()) < 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(13300)
+                     "no free per-child counter slot (%u): this child's connections "
+                     "are left out of the status figures", bus->nchildren);
+    }
+    apr_pool_cleanup_register(pchild, NULL, release_child_stats, apr_pool_cleanup_null);
     rv = apr_global_mutex_child_init(&bus->mutex, bus->mutex_file, pchild);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(13016)
                      "cannot attach to the event ring lock in this child");
+    }
+}
+
+void upm_bus_info(upm_bus_info_t *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->oldest = 1;
+    if (ring && apr_global_mutex_lock(bus->mutex) == APR_SUCCESS) {
+        info->epoch = upm_ring_epoch(ring);
+        info->slots = upm_ring_slots(ring);
+        info->data_bytes = upm_ring_data_size(ring);
+        info->data_used = upm_ring_data_used(ring);
+        info->max_record = upm_ring_max_record(ring);
+        info->last = upm_ring_last(ring);
+        info->oldest = upm_ring_oldest(ring);
+        apr_global_mutex_unlock(bus->mutex);
     }
 }
 
@@ -475,4 +526,25 @@ const char *upm_bus_newest(apr_pool_t *p, apr_uint64_t *seq)
     }
     apr_global_mutex_unlock(bus->mutex);
     return upm_id_format(p, upm_bus_epoch(), last);
+}
+
+const char *upm_bus_id_of(apr_pool_t *p, apr_uint64_t seq)
+{
+    upm_xid x;
+    char buf[UPM_XID_LEN];
+    int found = 0;
+
+    if (bus_mode != UPM_BUS_MODE_STREAM) {
+        return upm_id_format(p, upm_bus_epoch(), seq);
+    }
+    if (ring && apr_global_mutex_lock(bus->mutex) == APR_SUCCESS) {
+        found = seq && record_xid(seq, &x);
+        apr_global_mutex_unlock(bus->mutex);
+    }
+    if (!found) {
+        apr_uint64_t newest;
+        return upm_bus_newest(p, &newest);
+    }
+    upm_xid_format(buf, x);
+    return apr_pstrdup(p, buf);
 }

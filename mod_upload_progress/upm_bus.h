@@ -39,6 +39,18 @@ void upm_bus_state(apr_uint64_t *last, apr_uint64_t *oldest);
 /* Resume check of a client-supplied id against the ring. */
 upm_resume_status upm_bus_resume_check(const char *id, apr_uint64_t *seq);
 
+/* The ring's geometry and fill, read under the lock (status pages). */
+typedef struct upm_bus_info_t {
+    apr_uint64_t epoch;
+    apr_uint32_t slots;
+    apr_size_t data_bytes;
+    apr_size_t data_used;
+    apr_size_t max_record;
+    apr_uint64_t last;          /* 0: nothing appended yet */
+    apr_uint64_t oldest;        /* last + 1 when nothing is held */
+} upm_bus_info_t;
+void upm_bus_info(upm_bus_info_t *info);
+
 /* Blocks until the ring may have moved past `seen_wake` or timeout. */
 apr_uint32_t upm_bus_wake_value(void);
 void upm_bus_wait(apr_uint32_t seen_wake, apr_interval_time_t timeout);
@@ -92,5 +104,9 @@ const char *upm_bus_newest(apr_pool_t *p, apr_uint64_t *seq);
 /* Ring sequence of the newest gap marker (0: none): a client whose last id
  * lies before it missed messages that no replay can give. */
 apr_uint64_t upm_bus_gap_seq(void);
+
+/* The id clients see for ring sequence seq: "<epoch>-<seq>", or in Streams
+ * mode the stream id of that record (the newest id when it has none). */
+const char *upm_bus_id_of(apr_pool_t *p, apr_uint64_t seq);
 
 #endif

@@ -1,6 +1,7 @@
 #include "upm_config.h"
 #include "upm_jwt.h"
 #include "upm_event.h"
+#include "upm_track_state.h"
 #include "upm_ws_frame.h"
 
 #include "http_log.h"
@@ -48,6 +49,7 @@ void *upm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     c->redis_max_message = add->redis_max_message >= 0 ? add->redis_max_message
                                                        : base->redis_max_message;
     c->redis_standby = add->redis_standby >= 0 ? add->redis_standby : base->redis_standby;
+    c->track_slots = add->track_slots ? add->track_slots : base->track_slots;
     return c;
 }
 
@@ -60,6 +62,9 @@ void *upm_create_dir_conf(apr_pool_t *p, char *dir)
     c->retry_ms = -1;
     c->max_event_size = -1;
     c->send_queue = -1;
+    c->track = -1;
+    c->report = -1;
+    c->track_expire = -1;
     c->ws_max_message = -1;
     c->async = -1;
     c->write_timeout = -1;
@@ -90,6 +95,9 @@ void *upm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(retry_ms);
     MERGE_NUM(max_event_size);
     MERGE_NUM(send_queue);
+    MERGE_NUM(track);
+    MERGE_NUM(report);
+    MERGE_NUM(track_expire);
     MERGE_NUM(ws_max_message);
     /* An inner list replaces the outer one: origins do not accumulate. */
     MERGE_PTR(allow_origin);
@@ -129,6 +137,15 @@ const char *upm_conf_scope_claim(const upm_dir_conf *d)
 { return d->scope_claim ? d->scope_claim : "scope"; }
 const char *upm_conf_grant_claim(const upm_dir_conf *d)
 { return d->grant_claim ? d->grant_claim : "upl"; }
+
+int upm_conf_track(const upm_dir_conf *d)
+{ return d->track >= 0 ? d->track : UPM_TRACK_OFF; }
+int upm_conf_report(const upm_dir_conf *d)
+{ return d->report > 0; }
+int upm_conf_track_expire(const upm_dir_conf *d)
+{ return d->track_expire >= 0 ? d->track_expire : UPM_DEFAULT_TRACK_EXPIRE; }
+int upm_conf_track_slots(const upm_srv_conf *s)
+{ return s->track_slots ? s->track_slots : UPM_DEFAULT_TRACK_SLOTS; }
 
 static const char *const default_patterns[] = {
     "upload-session:*", "user:*", "job:*", "project:*"
@@ -433,6 +450,90 @@ static const char *add_key(cmd_parms *cmd, void *dv, const char *alg,
     return NULL;
 }
 
+/* ---- upload tracking and the old module's directives ---------------- */
+
+static const char *set_track(cmd_parms *cmd, void *dv, const char *arg)
+{
+    upm_dir_conf *d = dv;
+    if (strcasecmp(arg, "on") == 0) {
+        d->track = UPM_TRACK_ON;
+    }
+    else if (strcasecmp(arg, "off") == 0) {
+        d->track = UPM_TRACK_OFF;
+    }
+    else if (strcasecmp(arg, "all") == 0) {
+        d->track = UPM_TRACK_ALL;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "UploadProgressTrack takes On, Off or All, not '%s'",
+                            arg);
+    }
+    return NULL;
+}
+
+/* TrackUploads On|Off: the old module's spelling of UploadProgressTrack. */
+static const char *set_track_flag(cmd_parms *cmd, void *dv, int on)
+{
+    ((upm_dir_conf *)dv)->track = on ? UPM_TRACK_ON : UPM_TRACK_OFF;
+    return NULL;
+}
+
+static const char *set_report_flag(cmd_parms *cmd, void *dv, int on)
+{
+    ((upm_dir_conf *)dv)->report = on ? 1 : 0;
+    return NULL;
+}
+
+static const char *set_track_expire(cmd_parms *cmd, void *dv, const char *arg)
+{
+    long v;
+    const char *err = parse_int(arg, 0, 86400, &v, cmd->cmd->name, cmd->pool);
+    if (!err) {
+        ((upm_dir_conf *)dv)->track_expire = (int)v;
+    }
+    return err;
+}
+
+static const char *set_track_slots(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    long v;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    if ((err = parse_int(arg, UPM_TRACK_MIN_SLOTS, UPM_TRACK_MAX_SLOTS, &v,
+                         "UploadProgressTrackSlots", cmd->pool))) {
+        return err;
+    }
+    srv(cmd)->track_slots = (int)v;
+    return NULL;
+}
+
+/* The old module sized its table in bytes; the same budget buys a number
+ * of our (larger) slots, at least the minimum. */
+static const char *set_track_shm_size(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    apr_off_t v;
+    apr_off_t slots;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    if ((err = parse_size(arg, 1, (apr_off_t)1 << 30, &v,
+                          "UploadProgressSharedMemorySize", cmd->pool))) {
+        return err;
+    }
+    slots = v / (apr_off_t)upm_track_slot_bytes();
+    if (slots < UPM_TRACK_MIN_SLOTS) {
+        slots = UPM_TRACK_MIN_SLOTS;
+    }
+    if (slots > UPM_TRACK_MAX_SLOTS) {
+        slots = UPM_TRACK_MAX_SLOTS;
+    }
+    srv(cmd)->track_slots = (int)slots;
+    return NULL;
+}
+
 static const char *set_redis(cmd_parms *cmd, void *dummy, const char *arg)
 {
     upm_redis_url *u;
@@ -617,5 +718,18 @@ const command_rec upm_cmds[] = {
             "Claim holding scopes such as progress:publish (default scope)"),
     DIR_STR("UploadProgressJWTGrantClaim", grant_claim,
             "Claim listing extra projects/jobs/sessions/files the user may watch (default upl)"),
+    AP_INIT_TAKE1("UploadProgressTrack", set_track, NULL, OR_ALL,
+                  "On: count request bodies carrying X-Progress-ID; All: every request "
+                  "body; Off (default)"),
+    AP_INIT_FLAG("TrackUploads", set_track_flag, NULL, OR_ALL,
+                 "Old module's directive: same as UploadProgressTrack On|Off"),
+    AP_INIT_FLAG("ReportUploads", set_report_flag, NULL, OR_ALL,
+                 "Old module's directive: answer here with the JSON progress report"),
+    AP_INIT_TAKE1("UploadProgressTrackExpire", set_track_expire, NULL, OR_ALL,
+                  "Seconds a finished upload's report stays readable (default 60)"),
+    AP_INIT_TAKE1("UploadProgressTrackSlots", set_track_slots, NULL, RSRC_CONF,
+                  "Uploads whose report is kept at once in shared memory (default 1024)"),
+    AP_INIT_TAKE1("UploadProgressSharedMemorySize", set_track_shm_size, NULL, RSRC_CONF,
+                  "Old module's directive: bytes of shared memory for upload reports"),
     { NULL }
 };

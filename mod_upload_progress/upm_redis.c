@@ -514,7 +514,9 @@ static void feed_held(void)
 static void log_taken(const upm_lease *prev, int gap)
 {
     const char *back = "";
+    upm_stats_redis_link(UPM_REDIS_UP);
     if (L.down_since) {
+        upm_stats_add(UPM_ST_REDIS_RECONNECTS, 1);
         back = apr_psprintf(L.fp, "; the Redis link is back after %.1f s down (%s)",
                             (double)(apr_time_now() - L.down_since) / APR_USEC_PER_SEC,
                             L.down_why);
@@ -630,8 +632,14 @@ static void link_lost(const char *why)
     d = upm_backoff_delay(L.attempt++, apr_time_from_msec(upm_conf_redis_backoff_min_ms(L.sc)),
                          apr_time_from_msec(upm_conf_redis_backoff_max_ms(L.sc)), rnd32());
     L.next_connect = apr_time_now() + d;
+    if (L.leader) {
+        /* The server's link is the feeder's. */
+        upm_stats_redis_link(UPM_REDIS_DOWN);
+    }
     if (was_ready) {
-        upm_stats_add(UPM_ST_REDIS_LINK_LOST, 1);
+        if (L.leader) {
+            upm_stats_add(UPM_ST_REDIS_LINK_LOST, 1);
+        }
         ap_log_error(APLOG_MARK, L.leader ? APLOG_WARNING : APLOG_INFO, 0, L.s,
                      APLOGNO(13217) "Redis link lost (%s)%s; reconnecting in %d ms",
                      why ? why : "closed", L.leader ? " while feeding the ring" : "",
@@ -727,9 +735,12 @@ static void link_ready(void)
     L.link = LINK_READY;
     L.attempt = 0;
     L.next_ping = apr_time_now() + PING_EVERY;
-    upm_stats_add(UPM_ST_REDIS_CONNECTS, 1);
     if (L.mode == UPM_BUS_MODE_STREAM) {
+        if (L.leader && !L.lead_sync) {
+            upm_stats_redis_link(UPM_REDIS_UP);
+        }
         if (L.leader && !L.lead_sync && L.down_since) {
+            upm_stats_add(UPM_ST_REDIS_RECONNECTS, 1);
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, L.s, APLOGNO(13229)
                          "Redis listener: the Redis link is back after %.1f s down (%s); "
                          "reading stream %s on from %s", (double)(apr_time_now()
@@ -1320,6 +1331,7 @@ int upm_redis_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     if (!sc->redis || ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
+    upm_stats_redis_link(UPM_REDIS_CONNECTING);
     pats = upm_conf_redis_patterns(sc, &n);
     if (sc->redis_stream) {
         if (sc->redis_patterns) {

@@ -6,6 +6,7 @@
 
 #include "httpd.h"
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include "upm_config.h"
 #include "upm_redis_logic.h"
 #include "upm_msg.h"
@@ -52,8 +53,14 @@ int upm_redis_parse_entry(apr_pool_t *p, const redisReply *e, const char **id,
 
 /* ---- used by the handlers ---------------------------------------------- */
 
-/* The publish handler's branch in Redis mode: PUBLISH (or XADD) the
- * normalised messages in one MULTI/EXEC and answer the request. */
+/* Sends normalised messages to Redis in one MULTI/EXEC: PUBLISH to
+ * user:{owner}, or XADD to the stream (*ids: their stream ids, when ids is
+ * not NULL).  All or nothing; *err says why on failure. */
+apr_status_t upm_redis_send(apr_pool_t *p, upm_msg *const *msgs, int n, json_t **ids,
+                            const char **err);
+
+/* The publish handler's branch in Redis mode: upm_redis_send, and the
+ * answer (202, 413, or 503 with Retry-After). */
 int upm_redis_publish(request_rec *r, upm_msg *const *msgs, int n);
 
 /* Streams mode: passes the entries after `after` (exclusive), read from

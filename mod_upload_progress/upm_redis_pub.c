@@ -25,7 +25,6 @@ static int unavailable(request_rec *r, const char *why)
 {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(13202)
                   "publish refused: Redis is unavailable (%s)", why);
-    upm_stats_add(UPM_ST_REDIS_PUBLISH_FAILED, 1);
     apr_table_setn(r->err_headers_out, "Retry-After", "1");
     return upm_json_error(r, HTTP_SERVICE_UNAVAILABLE, "unavailable",
                           apr_psprintf(r->pool, "Redis is unavailable: %s", why), -1);
@@ -33,7 +32,7 @@ static int unavailable(request_rec *r, const char *why)
 
 /* Sends MULTI, the n commands and EXEC in one write and reads the replies;
  * returns EXEC's reply (caller frees), or NULL with *err set. */
-static redisReply *transact(request_rec *r, upm_redis_conn *c, int n, int argc,
+static redisReply *transact(apr_pool_t *p, upm_redis_conn *c, int n, const int *argc,
                             const char ***argv, size_t **lens, const char **err)
 {
     redisContext *ctx = upm_redis_conn_ctx(c);
@@ -42,13 +41,13 @@ static redisReply *transact(request_rec *r, upm_redis_conn *c, int n, int argc,
 
     redisAppendCommand(ctx, "MULTI");
     for (i = 0; i < n; i++) {
-        redisAppendCommandArgv(ctx, argc, argv[i], lens[i]);
+        redisAppendCommandArgv(ctx, argc[i], argv[i], lens[i]);
     }
     redisAppendCommand(ctx, "EXEC");
     for (i = 0; i < n + 2; i++) {
         void *v = NULL;
         if (redisGetReply(ctx, &v) != REDIS_OK) {
-            *err = apr_psprintf(r->pool, "%s", ctx->errstr[0] ? ctx->errstr : "I/O error");
+            *err = apr_psprintf(p, "%s", ctx->errstr[0] ? ctx->errstr : "I/O error");
             if (rep) {
                 freeReplyObject(rep);
             }
@@ -60,7 +59,7 @@ static redisReply *transact(request_rec *r, upm_redis_conn *c, int n, int argc,
         else {
             redisReply *q = v;
             if (q->type == REDIS_REPLY_ERROR && !*err) {
-                *err = apr_pstrdup(r->pool, q->str);
+                *err = apr_pstrdup(p, q->str);
             }
             freeReplyObject(q);
         }
@@ -68,24 +67,131 @@ static redisReply *transact(request_rec *r, upm_redis_conn *c, int n, int argc,
     return rep;
 }
 
+apr_status_t upm_redis_send(apr_pool_t *p, upm_msg *const *msgs, int n, json_t **ids,
+                            const char **err)
+{
+    upm_srv_conf *sc = upm_redis_conf();
+    int stream, i, attempt;
+    long maxlen;
+    const char ***argv;
+    size_t **lens;
+    int *argc;
+    redisReply *rep = NULL;
+
+    *err = NULL;
+    if (ids) {
+        *ids = NULL;
+    }
+    if (!sc || n <= 0) {
+        *err = "Redis is not configured";
+        return APR_EGENERAL;
+    }
+    stream = sc->redis_stream != NULL;
+    maxlen = upm_conf_redis_stream_maxlen(sc);
+    argv = apr_palloc(p, sizeof(*argv) * n);
+    lens = apr_palloc(p, sizeof(*lens) * n);
+    argc = apr_palloc(p, sizeof(*argc) * n);
+    for (i = 0; i < n; i++) {
+        const char **a = apr_palloc(p, sizeof(char *) * 8);
+        size_t *l = apr_palloc(p, sizeof(size_t) * 8);
+        int k = 0, j;
+        if (stream) {
+            a[k++] = "XADD";
+            a[k++] = sc->redis_stream;
+            if (maxlen > 0) {
+                a[k++] = "MAXLEN";
+                a[k++] = "~";
+                a[k++] = apr_ltoa(p, maxlen);
+            }
+            a[k++] = "*";
+            a[k++] = "data";
+        }
+        else {
+            /* user:{id} is the channel the owner routing knows; the message
+             * carries userId as well. */
+            a[k++] = "PUBLISH";
+            a[k++] = apr_pstrcat(p, "user:", msgs[i]->f[UPM_F_OWNER], NULL);
+        }
+        a[k++] = msgs[i]->json;
+        for (j = 0; j < k; j++) {
+            l[j] = j == k - 1 ? msgs[i]->json_len : strlen(a[j]);
+        }
+        argv[i] = a;
+        lens[i] = l;
+        argc[i] = k;
+    }
+
+    /* A pooled connection may have been closed by the server while idle:
+     * one retry on a fresh one.  The whole batch is one MULTI/EXEC, so a
+     * failure publishes none of it. */
+    for (attempt = 0; attempt < 2; attempt++) {
+        upm_redis_conn *c = upm_redis_acquire(err);
+        int reused;
+        if (!c) {
+            upm_stats_add(UPM_ST_REDIS_PUBLISH_FAILED, 1);
+            return APR_ECONNREFUSED;
+        }
+        reused = upm_redis_conn_reused(c);
+        *err = NULL;
+        rep = transact(p, c, n, argc, argv, lens, err);
+        upm_redis_release(c, rep == NULL);
+        if (rep || !reused) {
+            break;
+        }
+    }
+    if (!rep) {
+        *err = *err ? *err : "no reply";
+        upm_stats_add(UPM_ST_REDIS_PUBLISH_FAILED, 1);
+        return APR_EGENERAL;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)n) {
+        *err = rep->type == REDIS_REPLY_ERROR ? apr_pstrdup(p, rep->str)
+               : *err ? *err : "the transaction was aborted";
+        freeReplyObject(rep);
+        upm_stats_add(UPM_ST_REDIS_PUBLISH_FAILED, 1);
+        return APR_EGENERAL;
+    }
+    for (i = 0; i < n; i++) {
+        if (rep->element[i]->type == REDIS_REPLY_ERROR) {
+            /* E.g. the stream key holds another type: a configuration
+             * problem, reported rather than half-hidden. */
+            *err = apr_psprintf(p, "%s refused: %s", argv[i][0], rep->element[i]->str);
+            freeReplyObject(rep);
+            upm_stats_add(UPM_ST_REDIS_PUBLISH_FAILED, 1);
+            return APR_EGENERAL;
+        }
+    }
+    if (stream && ids) {
+        *ids = json_array();
+        for (i = 0; i < n; i++) {
+            const redisReply *e = rep->element[i];
+            if (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS) {
+                json_array_append_new(*ids, json_stringn(e->str, e->len));
+            }
+        }
+    }
+    else if (!stream && rep->elements && rep->element[0]->type == REDIS_REPLY_INTEGER
+             && rep->element[0]->integer == 0) {
+        /* Accepted by Redis, heard by nobody: no server is listening. */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, upm_redis_server(), APLOGNO(13203)
+                     "published to Redis but no listener is subscribed to %s",
+                     argv[0][1]);
+    }
+    freeReplyObject(rep);
+    upm_stats_add(UPM_ST_REDIS_PUBLISHED, (apr_uint64_t)n);
+    return APR_SUCCESS;
+}
+
 int upm_redis_publish(request_rec *r, upm_msg *const *msgs, int n)
 {
-    upm_srv_conf *sc = ap_get_module_config(r->server->module_config,
-                                            &upload_progress_module);
-    int stream = sc->redis_stream != NULL;
-    long maxlen = upm_conf_redis_stream_maxlen(sc);
-    const char ***argv = apr_palloc(r->pool, sizeof(*argv) * n);
-    size_t **lens = apr_palloc(r->pool, sizeof(*lens) * n);
-    apr_size_t max = upm_conf_redis_max_message(sc);
-    int argc = 0, i, attempt;
-    redisReply *rep = NULL;
-    const char *err = NULL;
+    upm_srv_conf *sc = upm_redis_conf();
+    apr_size_t max = sc ? upm_conf_redis_max_message(sc) : UPM_DEFAULT_REDIS_MAX_MESSAGE;
     json_t *resp, *ids = NULL;
+    const char *err = NULL;
     char *text;
+    int i;
 
     for (i = 0; i < n; i++) {
-        const char **a = apr_palloc(r->pool, sizeof(char *) * 8);
-        size_t *l = apr_palloc(r->pool, sizeof(size_t) * 8);
         if (msgs[i]->json_len > max) {
             /* The listeners would refuse it: better say so now. */
             return upm_json_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "too_large",
@@ -93,87 +199,10 @@ int upm_redis_publish(request_rec *r, upm_msg *const *msgs, int n)
                                                "UploadProgressRedisMaxMessage (%"
                                                APR_SIZE_T_FMT " bytes)", max), i);
         }
-        argc = 0;
-        if (stream) {
-            a[argc++] = "XADD";
-            a[argc++] = sc->redis_stream;
-            if (maxlen > 0) {
-                a[argc++] = "MAXLEN";
-                a[argc++] = "~";
-                a[argc++] = apr_ltoa(r->pool, maxlen);
-            }
-            a[argc++] = "*";
-            a[argc++] = "data";
-        }
-        else {
-            /* user:{id} is the channel the owner routing knows; the message
-             * carries userId as well. */
-            a[argc++] = "PUBLISH";
-            a[argc++] = apr_pstrcat(r->pool, "user:", msgs[i]->f[UPM_F_OWNER], NULL);
-        }
-        a[argc++] = msgs[i]->json;
-        for (int k = 0; k < argc; k++) {
-            l[k] = k == argc - 1 ? msgs[i]->json_len : strlen(a[k]);
-        }
-        argv[i] = a;
-        lens[i] = l;
     }
-
-    /* A pooled connection may have been closed by the server while idle:
-     * one retry on a fresh one.  The whole batch is one MULTI/EXEC, so a
-     * failure publishes none of it. */
-    for (attempt = 0; attempt < 2; attempt++) {
-        upm_redis_conn *c = upm_redis_acquire(&err);
-        int reused;
-        if (!c) {
-            return unavailable(r, err);
-        }
-        reused = upm_redis_conn_reused(c);
-        err = NULL;
-        rep = transact(r, c, n, argc, argv, lens, &err);
-        upm_redis_release(c, rep == NULL);
-        if (rep || !reused) {
-            break;
-        }
+    if (upm_redis_send(r->pool, msgs, n, &ids, &err) != APR_SUCCESS) {
+        return unavailable(r, err ? err : "unknown error");
     }
-    if (!rep) {
-        return unavailable(r, err ? err : "no reply");
-    }
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)n) {
-        const char *why = rep->type == REDIS_REPLY_ERROR ? apr_pstrdup(r->pool, rep->str)
-                          : err ? err : "the transaction was aborted";
-        freeReplyObject(rep);
-        return unavailable(r, why);
-    }
-    for (i = 0; i < n; i++) {
-        if (rep->element[i]->type == REDIS_REPLY_ERROR) {
-            /* E.g. the stream key holds another type: a configuration
-             * problem, reported rather than half-hidden. */
-            const char *why = apr_psprintf(r->pool, "%s refused: %s", argv[i][0],
-                                           rep->element[i]->str);
-            freeReplyObject(rep);
-            return unavailable(r, why);
-        }
-    }
-    if (stream) {
-        ids = json_array();
-        for (i = 0; i < n; i++) {
-            const redisReply *e = rep->element[i];
-            if (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS) {
-                json_array_append_new(ids, json_stringn(e->str, e->len));
-            }
-        }
-    }
-    else if (rep->elements && rep->element[0]->type == REDIS_REPLY_INTEGER
-             && rep->element[0]->integer == 0) {
-        /* Accepted by Redis, heard by nobody: no node is listening. */
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APLOGNO(13203)
-                      "published to Redis but no listener is subscribed to %s",
-                      argv[0][1]);
-    }
-    freeReplyObject(rep);
-    upm_stats_add(UPM_ST_REDIS_PUBLISHED, (apr_uint64_t)n);
-
     resp = json_pack("{s:i}", "accepted", (json_int_t)n);
     if (ids) {
         json_object_set_new(resp, "ids", ids);

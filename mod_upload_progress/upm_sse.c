@@ -34,7 +34,7 @@ typedef struct sse_stream {
     apr_time_t expires;
     int failed;
     int counted;                /* holds a place in the per-user count */
-    apr_uint64_t delivered;
+    upm_conn_mode mode;         /* for the connection gauges */
 } sse_stream;
 
 static void out_raw(sse_stream *st, const char *s, apr_size_t len)
@@ -60,7 +60,10 @@ static int out_flush(sse_stream *st)
     return st->failed ? -1 : 0;
 }
 
-static void out_frame(sse_stream *st, const upm_frame *f)
+/* Counted as it is written, so the status figures are live.  live: taken
+ * from the hub as it happened, so its age is delivery latency; a replayed
+ * frame's age is only how long the client was away. */
+static void out_frame(sse_stream *st, const upm_frame *f, int live)
 {
     out_raw(st, "id: ", 4);
     out_raw(st, f->id, strlen(f->id));
@@ -69,7 +72,9 @@ static void out_frame(sse_stream *st, const upm_frame *f)
     out_raw(st, "\ndata: ", 7);
     out_raw(st, f->json, f->json_len);
     out_raw(st, "\n\n", 2);
-    st->delivered++;
+    if (!st->failed) {
+        upm_stats_delivered(1, live ? apr_time_now() - f->published : -1);
+    }
 }
 
 /* Sends a reset and returns the sequence its id names. */
@@ -124,7 +129,7 @@ static void out_token_expired(sse_stream *st)
 static int emit_frame(void *baton, upm_frame *f)
 {
     sse_stream *st = baton;
-    out_frame(st, f);
+    out_frame(st, f, 0);
     return st->failed;
 }
 
@@ -137,9 +142,8 @@ static void finish(sse_stream *st)
     if (st->sub) {
         upm_hub_remove(st->sub);
         st->sub = NULL;
-        upm_stats_add(UPM_ST_DELIVERED, st->delivered);
+        upm_stats_conn(UPM_TR_SSE, st->mode, -1);
         upm_stats_add(UPM_ST_SSE_CLOSED, 1);
-        st->delivered = 0;
     }
 }
 
@@ -181,7 +185,7 @@ static void sse_pump(upm_rconn *rc)
         }
         for (i = 0; i < n; i++) {
             if (frames[i]) {
-                out_frame(st, frames[i]);
+                out_frame(st, frames[i], 1);
                 upm_frame_unref(frames[i]);
             }
         }
@@ -275,7 +279,7 @@ static void serve_on_worker(sse_stream *st)
         }
         for (i = 0; i < n; i++) {
             if (frames[i]) {
-                out_frame(st, frames[i]);
+                out_frame(st, frames[i], 1);
                 upm_frame_unref(frames[i]);
             }
         }
@@ -374,6 +378,8 @@ int upm_sse_handler(request_rec *r)
     }
     st->sub = upm_hub_add(r->pool, &spec);
     upm_stats_add(UPM_ST_SSE_OPENED, 1);
+    st->mode = st->rc ? UPM_MODE_ASYNC : UPM_MODE_WORKER;
+    upm_stats_conn(UPM_TR_SSE, st->mode, 1);
 
     /* The greeting and the replay go out from this worker, blocking, before
      * the stream is handed over. */

@@ -149,29 +149,34 @@ static int xemit_one(void *baton, const upm_msg *m)
 /* Streams mode: ids are stream ids, valid on every server sharing the
  * stream.  From this server's ring when it holds everything after the id,
  * else from the stream itself; either way the live frames up to what was
- * replayed are dropped. */
+ * replayed are dropped.  *upto: the ring sequence the subscribers now skip
+ * to (frames newer than it may still be skipped by stream id). */
 static const char *resume_stream(apr_pool_t *p, upm_sub *const *subs, int nsubs,
                                  const char *last_id, upm_stream_emit_fn emit,
-                                 void *baton)
+                                 void *baton, apr_uint64_t *upto)
 {
-    apr_uint64_t after, last, oldest;
-    upm_bus_xfind fs = upm_bus_find_xid(last_id, &after, &last);
+    apr_uint64_t after, oldest;
+    upm_bus_xfind fs = upm_bus_find_xid(last_id, &after, upto);
     const char *reason = NULL;
-    upm_xid x;
-    int i, gap = 0;
+    upm_xid x = { 0, 0 };
+    int i, gap = 0, have_x = 0;
 
     if (fs == UPM_XFIND_INVALID) {
         reason = "invalid";
     }
     else if (fs == UPM_XFIND_COVERED) {
-        last = replay(p, subs, nsubs, after, emit, baton, &gap);
+        *upto = replay(p, subs, nsubs, after, emit, baton, &gap);
         reason = gap ? "redis" : NULL;
-        upm_xid_parse(last_id, strlen(last_id), &x);
+        /* The client may be ahead of what this server has dispatched. */
+        have_x = upm_xid_parse(last_id, strlen(last_id), &x) == 0;
     }
     else {
         xemit xe = { subs, nsubs, emit, baton };
         reason = upm_redis_stream_replay(p, last_id, xemit_one, &xe, &x);
+        have_x = !reason;
         if (!reason) {
+            /* Only the stream-id skip: ring frames newer than what was read
+             * back must still come. */
             for (i = 0; i < nsubs; i++) {
                 upm_sub_skip_xid(subs[i], x);
             }
@@ -179,14 +184,48 @@ static const char *resume_stream(apr_pool_t *p, upm_sub *const *subs, int nsubs,
         }
     }
     if (reason) {
-        upm_bus_state(&last, &oldest);
+        upm_bus_state(upto, &oldest);
     }
     for (i = 0; i < nsubs; i++) {
-        upm_sub_skip_upto(subs[i], last);
-        if (!reason) {
-            /* The client may be ahead of what this server has dispatched. */
+        upm_sub_skip_upto(subs[i], *upto);
+        if (have_x) {
             upm_sub_skip_xid(subs[i], x);
         }
+    }
+    return reason;
+}
+
+const char *upm_stream_resume_upto(apr_pool_t *p, upm_sub *const *subs, int nsubs,
+                                   const char *last_id, upm_stream_emit_fn emit,
+                                   void *baton, apr_uint64_t *upto)
+{
+    apr_uint64_t seq = 0, oldest;
+    upm_resume_status st;
+    const char *reason = NULL;
+    int i, gap = 0;
+
+    if (upm_bus_mode() == UPM_BUS_MODE_STREAM) {
+        return resume_stream(p, subs, nsubs, last_id, emit, baton, upto);
+    }
+    st = upm_bus_resume_check(last_id, &seq);
+    if (st == UPM_RESUME_OK && seq < upm_bus_gap_seq()) {
+        /* The Redis ingest lost messages after this id. */
+        upm_bus_state(upto, &oldest);
+        reason = "redis";
+    }
+    else if (st == UPM_RESUME_OK) {
+        *upto = replay(p, subs, nsubs, seq, emit, baton, &gap);
+        if (gap) {
+            upm_bus_state(upto, &oldest);
+            reason = "redis";
+        }
+    }
+    else {
+        upm_bus_state(upto, &oldest);
+        reason = upm_resume_reason(st);
+    }
+    for (i = 0; i < nsubs; i++) {
+        upm_sub_skip_upto(subs[i], *upto);
     }
     return reason;
 }
@@ -194,35 +233,17 @@ static const char *resume_stream(apr_pool_t *p, upm_sub *const *subs, int nsubs,
 const char *upm_stream_resume(apr_pool_t *p, upm_sub *const *subs, int nsubs,
                               const char *last_id, upm_stream_emit_fn emit, void *baton)
 {
-    apr_uint64_t seq = 0, upto, oldest;
-    upm_resume_status st;
-    const char *reason = NULL;
-    int i, gap = 0;
+    apr_uint64_t upto;
+    return upm_stream_resume_upto(p, subs, nsubs, last_id, emit, baton, &upto);
+}
 
-    if (upm_bus_mode() == UPM_BUS_MODE_STREAM) {
-        return resume_stream(p, subs, nsubs, last_id, emit, baton);
+const char *upm_stream_last_id(request_rec *r, apr_table_t *query, const char *param)
+{
+    const char *id = apr_table_get(r->headers_in, "Last-Event-ID");
+    if (!id || !*id) {
+        id = query ? apr_table_get(query, param) : NULL;
     }
-    st = upm_bus_resume_check(last_id, &seq);
-    if (st == UPM_RESUME_OK && seq < upm_bus_gap_seq()) {
-        /* The Redis ingest lost messages after this id. */
-        upm_bus_state(&upto, &oldest);
-        reason = "redis";
-    }
-    else if (st == UPM_RESUME_OK) {
-        upto = replay(p, subs, nsubs, seq, emit, baton, &gap);
-        if (gap) {
-            upm_bus_state(&upto, &oldest);
-            reason = "redis";
-        }
-    }
-    else {
-        upm_bus_state(&upto, &oldest);
-        reason = upm_resume_reason(st);
-    }
-    for (i = 0; i < nsubs; i++) {
-        upm_sub_skip_upto(subs[i], upto);
-    }
-    return reason;
+    return (id && *id) ? id : NULL;
 }
 
 char *upm_stream_reset_json(apr_pool_t *p, const char *reason, const char **id,

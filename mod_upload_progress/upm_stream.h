@@ -43,4 +43,16 @@ const char *upm_stream_request_scope(request_rec *r, apr_table_t *query,
  * when the field cannot be granted. */
 const char *upm_stream_grant_kind(int field);
 
+/* upm_stream_resume that also tells where the replay (or the reset) left
+ * off: *upto, the ring sequence the subscribers now skip to.  Polling
+ * answers with it as the client's next id. */
+const char *upm_stream_resume_upto(apr_pool_t *p, upm_sub *const *subs, int nsubs,
+                                   const char *last_id, upm_stream_emit_fn emit,
+                                   void *baton, apr_uint64_t *upto);
+
+/* The client's last id: the Last-Event-ID header, else the query
+ * parameter `param` (lastEventId for SSE, since for polling); NULL when
+ * neither is given. */
+const char *upm_stream_last_id(request_rec *r, apr_table_t *query, const char *param);
+
 #endif

@@ -145,6 +145,8 @@ static int emit_frame(void *baton, upm_frame *f)
     ws_conn *ws = baton;
     ws_text(ws, f->json, f->json_len);
     ws->delivered++;
+    /* Replayed: its age is how long the client was away, not latency. */
+    upm_stats_delivered(1, -1);
     /* a long replay must not pile up in memory */
     if (!ws->failed && ws->obb && !APR_BRIGADE_EMPTY(ws->obb)) {
         apr_off_t n = 0;
@@ -217,6 +219,7 @@ static int deliver(ws_conn *ws)
         if (frames[i]) {
             ws_text(ws, frames[i]->json, frames[i]->json_len);
             ws->delivered++;
+            upm_stats_delivered(1, apr_time_now() - frames[i]->published);
             upm_frame_unref(frames[i]);
         }
     }
@@ -614,6 +617,7 @@ int upm_ws_handler(request_rec *r)
 
     ws->subs[0] = sub_open(ws, -1, NULL, &ws->sub_pools[0]);
     ws->nsubs = 1;
+    upm_stats_conn(UPM_TR_WS, UPM_MODE_WORKER, 1);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13111)
                   "WebSocket %s open for user %s", ws->client_id, r->user);
     s = upm_wsp_connected(ws->tmp, ws->client_id, &len);
@@ -703,7 +707,7 @@ int upm_ws_handler(request_rec *r)
     }
     release_count(ws);
     apr_pool_destroy(ws->tmp);
-    upm_stats_add(UPM_ST_DELIVERED, ws->delivered);
+    upm_stats_conn(UPM_TR_WS, UPM_MODE_WORKER, -1);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13114)
                   "WebSocket %s of user %s closed (%s, code %d, %" APR_UINT64_T_FMT
                   " messages)", ws->client_id, r->user,

@@ -94,28 +94,52 @@ is(($r->messages)[-1]{json}{n}, 11, 'then live events on B, published through A'
 my $eleven = ($r->messages)[-1]{id};
 $r->close;
 
+# Upload tracking on node A: the upload_* messages go through the stream
+# too, so a client on node B sees them, with stream ids.
+{
+    my $tb = $b->sse(token => $tok);
+    my $body = $UPM::Node::JSON->encode({ type => 'note', userId => $u, n => 'big',
+                                          pad => 'x' x 40000 });
+    my ($st) = $a->http('POST', '/track-pub', $body,
+                        { 'Content-Type' => 'application/json', 'X-Progress-ID' => "up-$$",
+                          Authorization => 'Bearer ' . $a->token($u, scope => 'progress:publish') });
+    is($st, 202, 'a tracked upload through node A');
+    UPM::Node::pump([$tb], sub { $tb->of_type('upload_completed') && $tb->of_type('note') }, 5);
+    my @up = grep { $_->{event} =~ /^upload_/ } $tb->events;
+    is($up[0]{event}, 'upload_started', "node B's client saw the upload start");
+    is($up[-1]{event}, 'upload_completed', '... and complete');
+    is(scalar(grep { ($_->{json}{photoId} // '') eq "up-$$" } @up), scalar(@up),
+       '... named by its progress id');
+    is(scalar(grep { ($_->{id} // '') =~ /\A\d{13,}-\d+\z/ } @up), scalar(@up),
+       '... with stream ids');
+    $tb->close;
+}
+
 # A third node started now: its ring never held any of this, so the
 # resume reads the stream itself.
 my $c3 = UPM::Node->new(redis => $redis->url, stream => $key)->start;
 my $r3 = $c3->sse(token => $tok, last_id => $resume_id);
-UPM::Node::pump([$r3], sub { $r3->messages >= 6 }, 5);
+# The numbered events of u (steps, and the application's XADDs of 8..10).
+my $steps = sub { grep { /\A\d+\z/ } map { $_->{json}{n} // '' } $_[0]->messages };
+UPM::Node::pump([$r3], sub { $steps->($r3) >= 6 }, 5);
 UPM::Node::pump([$r3], sub { 0 }, 0.3);
-is_deeply([ map { $_->{json}{n} } $r3->messages ], [6 .. 11],
+is_deeply([ $steps->($r3) ], [6 .. 11],
           'a node whose ring lacks the range fills it from the stream (XRANGE)');
 is(scalar($r3->of_type('reset')), 0, '... without a reset');
 $c3->publish({ type => 'step', userId => $u, n => 12 });
-UPM::Node::pump([$r3], sub { $r3->messages >= 7 }, 5);
-is_deeply([ map { $_->{json}{n} } $r3->messages ], [6 .. 12], '... then goes live, no duplicate');
+UPM::Node::pump([$r3], sub { $steps->($r3) >= 7 }, 5);
+is_deeply([ $steps->($r3) ], [6 .. 12], '... then goes live, no duplicate');
+is(scalar($r3->of_type('upload_completed')), 1, '... the tracked upload among them, once');
 $r3->close;
 
 # The same over WebSocket (?lastEventId=, as a browser's first connect).
 {
     require UPM::WS;
-    no warnings 'redefine';
+    no warnings qw(redefine once);
     local *UPM::Test::port = sub { $c3->port };
     my $ws = UPM::WS->connect("/ws?lastEventId=$resume_id", token => $tok);
     is($ws->status, 101, 'WebSocket on the third node');
-    my @m = grep { ($_->{type} // '') ne 'connected' } $ws->drain_json(1.5);
+    my @m = grep { ($_->{n} // '') =~ /\A\d+\z/ } $ws->drain_json(1.5);
     is_deeply([ map { $_->{n} } @m ], [6 .. 12],
               'a WebSocket resume with a stream id also reads the missed entries back');
     like($m[0]{id} // '', qr/\A\d{13,}-\d+\z/, '... with stream ids');

@@ -129,6 +129,12 @@ is_deeply([ map { $_->{event} } $bob->messages ], [qw(for_bob upload_started upl
 is($st, 413, 'publish endpoint: a 40K event is refused when the listeners take 32K');
 like($body->{message} // '', qr/UploadProgressRedisMaxMessage/, '... saying which limit');
 
+my $stat = $node->status;
+is($stat->{redis}{link}, 'up', 'status: the Redis link is up');
+ok($stat->{redis}{received} >= @cases + 37, 'status: messages received from Redis counted');
+ok($stat->{redis}{refused} >= 37, 'status: the refused ones counted');
+is($stat->{redis}{published}, 2, 'status: the two events sent through Redis');
+
 # Redis down: the publish endpoint answers 503 with Retry-After.
 $redis->stop;
 my ($st2, $b2, $h2) = $node->http('POST', '/publish', '{"type":"x","userId":"bob"}',
@@ -136,6 +142,14 @@ my ($st2, $b2, $h2) = $node->http('POST', '/publish', '{"type":"x","userId":"bob
 is($st2, 503, 'Redis down: publish answers 503');
 is($h2->{'retry-after'}, '1', '... with Retry-After');
 like($b2, qr/"error":"unavailable"/, '... and a JSON reason');
+my $down = 0;
+for (1 .. 40) {
+    my $sj = $node->status;
+    if (($sj->{redis}{link} // '') eq 'down') { $down = 1; last }
+    sleep 0.05;
+}
+ok($down, 'status: the Redis link is down');
+ok($node->status->{redis}{publish_failed} >= 1, 'status: the failed send counted');
 
 $alice->close;
 $bob->close;

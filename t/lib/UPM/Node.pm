@@ -117,6 +117,19 @@ $extra
     UploadProgressHeartbeat 1
     Require valid-user
 </Location>
+<Location "/upm-status">
+    SetHandler upload-progress-status
+    Require ip 127.0.0.1
+</Location>
+# Upload tracking in front of a handler that reads the body.
+<Location "/track-pub">
+    SetHandler upload-progress-publish
+    UploadProgressTrack On
+    AuthType JWT
+    AuthName "upload-progress"
+    UploadProgressJWTKey HS256 file:$self->{dir}/secret
+    Require valid-user
+</Location>
 <Location "/ws">
     SetHandler upload-progress-websocket
     AuthType JWT
@@ -300,6 +313,14 @@ sub publish {
                                { 'Content-Type' => 'application/json' });
     my $d = eval { $JSON->decode($b) };
     return ($st, defined $d ? $d : $b);
+}
+
+# The status handler's JSON.
+sub status {
+    my ($self) = @_;
+    my ($st, $b) = $self->http('GET', '/upm-status', undef, { Accept => 'application/json' });
+    my $d = eval { $JSON->decode($b) };
+    return $st == 200 ? $d : undef;
 }
 
 sub sse {
