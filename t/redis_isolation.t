@@ -69,7 +69,17 @@ for my $s (@subs) {
     $resets += $s->{c}->of_type('reset');
     my $want = $expect{ $s->{user} } || [];
     if ("@got" eq "@$want") { $exact++ }
-    else { diag(sprintf '%s: got %d, expected %d', $s->{user}, scalar @got, scalar @$want) }
+    else {
+        my %have = map { $_ => 1 } @got;
+        my @miss = grep { !$have{$_} } @$want;
+        diag(sprintf '%s: got %d, expected %d%s; missing seq %s', $s->{user}, scalar @got,
+             scalar @$want, $s->{c}->eof ? ' (the server closed the stream)' : '',
+             join(',', @miss[0 .. ($#miss > 9 ? 9 : $#miss)]));
+    }
+}
+if ($exact != 40) {
+    diag("error log:\n" . join("\n", grep { /upload_progress|AH0/ }
+                                  split /\n/, $node->log_text));
 }
 is($foreign, 0, "no connection received another user's event");
 is($dups, 0, 'no duplicates');
