@@ -1,6 +1,6 @@
 /* mod_upload_progress: live upload and job progress for browsers and apps,
- * pushed over Server-Sent Events and WebSocket from events an application
- * publishes.
+ * pushed over Server-Sent Events, WebSocket (or polling) from events an
+ * application publishes and from request bodies Apache itself receives.
  * This file only wires each concern's hooks together. */
 #include "httpd.h"
 #include "http_config.h"
@@ -14,20 +14,33 @@
 #include "upm_config.h"
 #include "upm_handlers.h"
 #include "upm_hub.h"
+#include "upm_track.h"
 #include "upm_reactor.h"
+#include "upm_redis.h"
 
 
 static int upm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                            server_rec *s)
 {
-    return upm_bus_post_config(pconf, plog, ptemp, s);
+    int rc = upm_bus_post_config(pconf, plog, ptemp, s);
+    if (rc == OK) {
+        rc = upm_track_post_config(pconf, plog, ptemp, s);
+    }
+    if (rc == OK) {
+        rc = upm_redis_post_config(pconf, plog, ptemp, s);
+    }
+    return rc;
 }
 
 static void upm_child_init(apr_pool_t *pchild, server_rec *s)
 {
     upm_bus_child_init(pchild, s);
+    upm_track_child_init(pchild, s);
     upm_hub_child_init(pchild, s);
     upm_reactor_child_init(pchild, s);
+    /* After the hub: pre-cleanups run in reverse order, so the listener
+     * stops before the hub it feeds. */
+    upm_redis_child_init(pchild, s);
 }
 
 static void upm_child_stopping(apr_pool_t *pchild, int graceful)
@@ -54,6 +67,13 @@ static void upm_register_hooks(apr_pool_t *p)
     ap_hook_child_status(upm_child_status, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(upm_publish_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(upm_sse_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(upm_poll_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(upm_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* ReportUploads On answers whatever else would handle the location,
+     * as the old module did. */
+    ap_hook_handler(upm_report_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    upm_track_register_hooks(p);
+    upm_status_register_hooks(p);
     ap_hook_handler(upm_ws_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_access_checker(upm_ws_access_checker, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -1,6 +1,7 @@
 #include "upm_config.h"
 #include "upm_jwt.h"
 #include "upm_event.h"
+#include "upm_track_state.h"
 #include "upm_ws_frame.h"
 
 #include "http_log.h"
@@ -17,6 +18,12 @@ void *upm_create_srv_conf(apr_pool_t *p, server_rec *s)
 {
     upm_srv_conf *c = apr_pcalloc(p, sizeof(*c));
     c->event_map = apr_hash_make(p);
+    c->redis_stream_maxlen = -1;
+    c->redis_timeout_ms = -1;
+    c->redis_backoff_min_ms = -1;
+    c->redis_backoff_max_ms = -1;
+    c->redis_max_message = -1;
+    c->redis_standby = -1;
     return c;
 }
 
@@ -27,6 +34,22 @@ void *upm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     c->replay_slots = add->replay_slots ? add->replay_slots : base->replay_slots;
     c->replay_bytes = add->replay_bytes ? add->replay_bytes : base->replay_bytes;
     c->event_map = apr_hash_overlay(p, add->event_map, base->event_map);
+    /* Set in the main server only (GLOBAL_ONLY): virtual hosts inherit. */
+    c->redis = add->redis ? add->redis : base->redis;
+    c->redis_patterns = add->redis_patterns ? add->redis_patterns : base->redis_patterns;
+    c->redis_stream = add->redis_stream ? add->redis_stream : base->redis_stream;
+    c->redis_stream_maxlen = add->redis_stream_maxlen >= 0 ? add->redis_stream_maxlen
+                                                           : base->redis_stream_maxlen;
+    c->redis_timeout_ms = add->redis_timeout_ms >= 0 ? add->redis_timeout_ms
+                                                     : base->redis_timeout_ms;
+    c->redis_backoff_min_ms = add->redis_backoff_min_ms >= 0 ? add->redis_backoff_min_ms
+                                                             : base->redis_backoff_min_ms;
+    c->redis_backoff_max_ms = add->redis_backoff_max_ms >= 0 ? add->redis_backoff_max_ms
+                                                             : base->redis_backoff_max_ms;
+    c->redis_max_message = add->redis_max_message >= 0 ? add->redis_max_message
+                                                       : base->redis_max_message;
+    c->redis_standby = add->redis_standby >= 0 ? add->redis_standby : base->redis_standby;
+    c->track_slots = add->track_slots ? add->track_slots : base->track_slots;
     return c;
 }
 
@@ -39,6 +62,9 @@ void *upm_create_dir_conf(apr_pool_t *p, char *dir)
     c->retry_ms = -1;
     c->max_event_size = -1;
     c->send_queue = -1;
+    c->track = -1;
+    c->report = -1;
+    c->track_expire = -1;
     c->ws_max_message = -1;
     c->async = -1;
     c->write_timeout = -1;
@@ -69,6 +95,9 @@ void *upm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(retry_ms);
     MERGE_NUM(max_event_size);
     MERGE_NUM(send_queue);
+    MERGE_NUM(track);
+    MERGE_NUM(report);
+    MERGE_NUM(track_expire);
     MERGE_NUM(ws_max_message);
     /* An inner list replaces the outer one: origins do not accumulate. */
     MERGE_PTR(allow_origin);
@@ -108,6 +137,52 @@ const char *upm_conf_scope_claim(const upm_dir_conf *d)
 { return d->scope_claim ? d->scope_claim : "scope"; }
 const char *upm_conf_grant_claim(const upm_dir_conf *d)
 { return d->grant_claim ? d->grant_claim : "upl"; }
+
+int upm_conf_track(const upm_dir_conf *d)
+{ return d->track >= 0 ? d->track : UPM_TRACK_OFF; }
+int upm_conf_report(const upm_dir_conf *d)
+{ return d->report > 0; }
+int upm_conf_track_expire(const upm_dir_conf *d)
+{ return d->track_expire >= 0 ? d->track_expire : UPM_DEFAULT_TRACK_EXPIRE; }
+int upm_conf_track_slots(const upm_srv_conf *s)
+{ return s->track_slots ? s->track_slots : UPM_DEFAULT_TRACK_SLOTS; }
+
+static const char *const default_patterns[] = {
+    "upload-session:*", "user:*", "job:*", "project:*"
+};
+
+int upm_conf_redis_mode(const upm_srv_conf *sc)
+{
+    /* Values of UPM_BUS_MODE_*: embedded 0, pub/sub 1, Streams 2. */
+    return !sc->redis ? 0 : sc->redis_stream ? 2 : 1;
+}
+
+const char *const *upm_conf_redis_patterns(const upm_srv_conf *sc, int *n)
+{
+    if (sc->redis_patterns && sc->redis_patterns->nelts) {
+        *n = sc->redis_patterns->nelts;
+        return (const char *const *)sc->redis_patterns->elts;
+    }
+    *n = (int)(sizeof(default_patterns) / sizeof(default_patterns[0]));
+    return default_patterns;
+}
+
+int upm_conf_redis_timeout_ms(const upm_srv_conf *sc)
+{ return sc->redis_timeout_ms >= 0 ? sc->redis_timeout_ms : UPM_DEFAULT_REDIS_TIMEOUT_MS; }
+int upm_conf_redis_backoff_min_ms(const upm_srv_conf *sc)
+{ return sc->redis_backoff_min_ms >= 0 ? sc->redis_backoff_min_ms
+                                       : UPM_DEFAULT_REDIS_BACKOFF_MIN; }
+int upm_conf_redis_backoff_max_ms(const upm_srv_conf *sc)
+{ return sc->redis_backoff_max_ms >= 0 ? sc->redis_backoff_max_ms
+                                       : UPM_DEFAULT_REDIS_BACKOFF_MAX; }
+apr_size_t upm_conf_redis_max_message(const upm_srv_conf *sc)
+{ return sc->redis_max_message >= 0 ? (apr_size_t)sc->redis_max_message
+                                    : UPM_DEFAULT_REDIS_MAX_MESSAGE; }
+long upm_conf_redis_stream_maxlen(const upm_srv_conf *sc)
+{ return sc->redis_stream_maxlen >= 0 ? sc->redis_stream_maxlen
+                                      : UPM_DEFAULT_REDIS_STREAM_MAXLEN; }
+int upm_conf_redis_standby(const upm_srv_conf *sc)
+{ return sc->redis_standby >= 0 ? sc->redis_standby : 1; }
 
 static const char *parse_int(const char *arg, long min, long max, long *out,
                              const char *what, apr_pool_t *p)
@@ -375,6 +450,207 @@ static const char *add_key(cmd_parms *cmd, void *dv, const char *alg,
     return NULL;
 }
 
+/* ---- upload tracking and the old module's directives ---------------- */
+
+static const char *set_track(cmd_parms *cmd, void *dv, const char *arg)
+{
+    upm_dir_conf *d = dv;
+    if (strcasecmp(arg, "on") == 0) {
+        d->track = UPM_TRACK_ON;
+    }
+    else if (strcasecmp(arg, "off") == 0) {
+        d->track = UPM_TRACK_OFF;
+    }
+    else if (strcasecmp(arg, "all") == 0) {
+        d->track = UPM_TRACK_ALL;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "UploadProgressTrack takes On, Off or All, not '%s'",
+                            arg);
+    }
+    return NULL;
+}
+
+/* TrackUploads On|Off: the old module's spelling of UploadProgressTrack. */
+static const char *set_track_flag(cmd_parms *cmd, void *dv, int on)
+{
+    ((upm_dir_conf *)dv)->track = on ? UPM_TRACK_ON : UPM_TRACK_OFF;
+    return NULL;
+}
+
+static const char *set_report_flag(cmd_parms *cmd, void *dv, int on)
+{
+    ((upm_dir_conf *)dv)->report = on ? 1 : 0;
+    return NULL;
+}
+
+static const char *set_track_expire(cmd_parms *cmd, void *dv, const char *arg)
+{
+    long v;
+    const char *err = parse_int(arg, 0, 86400, &v, cmd->cmd->name, cmd->pool);
+    if (!err) {
+        ((upm_dir_conf *)dv)->track_expire = (int)v;
+    }
+    return err;
+}
+
+static const char *set_track_slots(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    long v;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    if ((err = parse_int(arg, UPM_TRACK_MIN_SLOTS, UPM_TRACK_MAX_SLOTS, &v,
+                         "UploadProgressTrackSlots", cmd->pool))) {
+        return err;
+    }
+    srv(cmd)->track_slots = (int)v;
+    return NULL;
+}
+
+/* The old module sized its table in bytes; the same budget buys a number
+ * of our (larger) slots, at least the minimum. */
+static const char *set_track_shm_size(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    apr_off_t v;
+    apr_off_t slots;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    if ((err = parse_size(arg, 1, (apr_off_t)1 << 30, &v,
+                          "UploadProgressSharedMemorySize", cmd->pool))) {
+        return err;
+    }
+    slots = v / (apr_off_t)upm_track_slot_bytes();
+    if (slots < UPM_TRACK_MIN_SLOTS) {
+        slots = UPM_TRACK_MIN_SLOTS;
+    }
+    if (slots > UPM_TRACK_MAX_SLOTS) {
+        slots = UPM_TRACK_MAX_SLOTS;
+    }
+    srv(cmd)->track_slots = (int)slots;
+    return NULL;
+}
+
+static const char *set_redis(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    upm_redis_url *u;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    u = apr_pcalloc(cmd->pool, sizeof(*u));
+    if ((err = upm_redis_url_parse(cmd->pool, arg, u))) {
+        return apr_pstrcat(cmd->pool, "UploadProgressRedis: ", err, NULL);
+    }
+    srv(cmd)->redis = u;
+    return NULL;
+}
+
+static const char *add_redis_pattern(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    upm_srv_conf *sc = srv(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    if (!*arg || strlen(arg) > 256 || strpbrk(arg, " \t\r\n")) {
+        return "UploadProgressRedisSubscribe: a pattern is 1 to 256 characters without "
+               "white space";
+    }
+    if (!sc->redis_patterns) {
+        sc->redis_patterns = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(sc->redis_patterns, const char *) = apr_pstrdup(cmd->pool, arg);
+    return NULL;
+}
+
+static const char *set_redis_stream(cmd_parms *cmd, void *dummy, const char *key,
+                                    const char *maxlen)
+{
+    upm_srv_conf *sc = srv(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+    if (err) {
+        return err;
+    }
+    if (!*key || strlen(key) > 512 || strpbrk(key, " \t\r\n")) {
+        return "UploadProgressRedisStream: the key is 1 to 512 characters without white space";
+    }
+    sc->redis_stream = apr_pstrdup(cmd->pool, key);
+    if (maxlen) {
+        if ((err = parse_int(maxlen, 0, 2000000000L, &v,
+                             "UploadProgressRedisStream MAXLEN", cmd->pool))) {
+            return err;
+        }
+        sc->redis_stream_maxlen = v;
+    }
+    return NULL;
+}
+
+static const char *set_redis_int(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    upm_srv_conf *sc = srv(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+    if (err) {
+        return err;
+    }
+    if ((err = parse_int(arg, 10, 60000, &v, cmd->cmd->name, cmd->pool))) {
+        return err;
+    }
+    sc->redis_timeout_ms = (int)v;
+    return NULL;
+}
+
+static const char *set_redis_backoff(cmd_parms *cmd, void *dummy, const char *a,
+                                     const char *b)
+{
+    upm_srv_conf *sc = srv(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long lo, hi;
+    if (err) {
+        return err;
+    }
+    if ((err = parse_int(a, 10, 600000, &lo, "UploadProgressRedisBackoff MIN_MS", cmd->pool))
+        || (err = parse_int(b, 10, 600000, &hi, "UploadProgressRedisBackoff MAX_MS",
+                            cmd->pool))) {
+        return err;
+    }
+    if (hi < lo) {
+        return "UploadProgressRedisBackoff: MAX_MS must not be below MIN_MS";
+    }
+    sc->redis_backoff_min_ms = (int)lo;
+    sc->redis_backoff_max_ms = (int)hi;
+    return NULL;
+}
+
+static const char *set_redis_max_message(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_off_t v;
+    if (err) {
+        return err;
+    }
+    if ((err = parse_size(arg, 256, 16 * 1024 * 1024, &v, cmd->cmd->name, cmd->pool))) {
+        return err;
+    }
+    srv(cmd)->redis_max_message = v;
+    return NULL;
+}
+
+static const char *set_redis_standby(cmd_parms *cmd, void *dummy, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    srv(cmd)->redis_standby = on ? 1 : 0;
+    return NULL;
+}
+
 #define DIR_STR(name, field, help) \
     AP_INIT_TAKE1(name, set_dir_str, (void *)APR_OFFSETOF(upm_dir_conf, field), \
                   OR_AUTHCFG | RSRC_CONF, help)
@@ -386,6 +662,23 @@ const command_rec upm_cmds[] = {
                   "Bytes of shared memory for replayed message bodies (default 8M)"),
     AP_INIT_TAKE2("UploadProgressEventMap", set_event_map, NULL, RSRC_CONF,
                   "Maps a domain event name to a message type"),
+    AP_INIT_TAKE1("UploadProgressRedis", set_redis, NULL, RSRC_CONF,
+                  "Redis to ingest events from: redis://[[user]:password@]host[:port][/db] "
+                  "or unix:/path[?db=N]"),
+    AP_INIT_ITERATE("UploadProgressRedisSubscribe", add_redis_pattern, NULL, RSRC_CONF,
+                    "Channel patterns to PSUBSCRIBE (default upload-session:* user:* "
+                    "job:* project:*)"),
+    AP_INIT_TAKE12("UploadProgressRedisStream", set_redis_stream, NULL, RSRC_CONF,
+                   "KEY [MAXLEN]: read events from this Redis stream instead of pub/sub"),
+    AP_INIT_TAKE1("UploadProgressRedisTimeout", set_redis_int, NULL, RSRC_CONF,
+                  "Milliseconds allowed to connect to Redis and for a command (default 1000)"),
+    AP_INIT_TAKE2("UploadProgressRedisBackoff", set_redis_backoff, NULL, RSRC_CONF,
+                  "MIN_MS MAX_MS: reconnect delays of the listener (default 100 2000)"),
+    AP_INIT_TAKE1("UploadProgressRedisMaxMessage", set_redis_max_message, NULL, RSRC_CONF,
+                  "Largest message taken from Redis (default 64K)"),
+    AP_INIT_FLAG("UploadProgressRedisStandby", set_redis_standby, NULL, RSRC_CONF,
+                 "Whether children that do not feed keep a pub/sub link for a lossless "
+                 "take-over (default On)"),
     AP_INIT_TAKE1("UploadProgressHeartbeat", set_dir_int, (void *)0, OR_ALL,
                   "Seconds between heartbeats on idle streams (default 15, 0 = none)"),
     AP_INIT_TAKE1("UploadProgressRetry", set_dir_int, (void *)1, OR_ALL,
@@ -425,5 +718,18 @@ const command_rec upm_cmds[] = {
             "Claim holding scopes such as progress:publish (default scope)"),
     DIR_STR("UploadProgressJWTGrantClaim", grant_claim,
             "Claim listing extra projects/jobs/sessions/files the user may watch (default upl)"),
+    AP_INIT_TAKE1("UploadProgressTrack", set_track, NULL, OR_ALL,
+                  "On: count request bodies carrying X-Progress-ID; All: every request "
+                  "body; Off (default)"),
+    AP_INIT_FLAG("TrackUploads", set_track_flag, NULL, OR_ALL,
+                 "Old module's directive: same as UploadProgressTrack On|Off"),
+    AP_INIT_FLAG("ReportUploads", set_report_flag, NULL, OR_ALL,
+                 "Old module's directive: answer here with the JSON progress report"),
+    AP_INIT_TAKE1("UploadProgressTrackExpire", set_track_expire, NULL, OR_ALL,
+                  "Seconds a finished upload's report stays readable (default 60)"),
+    AP_INIT_TAKE1("UploadProgressTrackSlots", set_track_slots, NULL, RSRC_CONF,
+                  "Uploads whose report is kept at once in shared memory (default 1024)"),
+    AP_INIT_TAKE1("UploadProgressSharedMemorySize", set_track_shm_size, NULL, RSRC_CONF,
+                  "Old module's directive: bytes of shared memory for upload reports"),
     { NULL }
 };

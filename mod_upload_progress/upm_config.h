@@ -6,6 +6,7 @@
 #include "httpd.h"
 #include "http_config.h"
 #include <apr_hash.h>
+#include "upm_redis_url.h"
 
 extern module AP_MODULE_DECLARE_DATA upload_progress_module;
 
@@ -17,14 +18,37 @@ extern module AP_MODULE_DECLARE_DATA upload_progress_module;
 #define UPM_DEFAULT_RETRY_MS      3000
 #define UPM_DEFAULT_LEEWAY        30
 #define UPM_DEFAULT_SEND_QUEUE    (256 * 1024)
+#define UPM_DEFAULT_TRACK_SLOTS   1024
+#define UPM_DEFAULT_TRACK_EXPIRE  60
+
+/* UploadProgressTrack */
+#define UPM_TRACK_OFF  0
+#define UPM_TRACK_ON   1        /* requests that carry X-Progress-ID */
+#define UPM_TRACK_ALL  2        /* every request with a body */
 #define UPM_DEFAULT_WS_MAX_MESSAGE (64 * 1024)
 #define UPM_DEFAULT_WRITE_TIMEOUT 30
 #define UPM_DEFAULT_MAX_PER_USER  32
+#define UPM_DEFAULT_REDIS_TIMEOUT_MS   1000
+#define UPM_DEFAULT_REDIS_BACKOFF_MIN  100
+#define UPM_DEFAULT_REDIS_BACKOFF_MAX  2000
+#define UPM_DEFAULT_REDIS_MAX_MESSAGE  (64 * 1024)
+#define UPM_DEFAULT_REDIS_STREAM_MAXLEN 100000
 
 typedef struct {
     int replay_slots;           /* 0: unset */
     apr_size_t replay_bytes;    /* 0: unset */
     apr_hash_t *event_map;      /* DomainEvent -> type overrides */
+    /* Redis ingest: global (main server) only, read by every child. */
+    upm_redis_url *redis;       /* NULL: embedded mode */
+    apr_array_header_t *redis_patterns; /* const char *; NULL: the defaults */
+    const char *redis_stream;   /* NULL: pub/sub mode */
+    long redis_stream_maxlen;   /* -1: unset; 0: the module does not trim */
+    int redis_timeout_ms;       /* -1: unset */
+    int redis_backoff_min_ms;   /* -1: unset */
+    int redis_backoff_max_ms;   /* -1: unset */
+    apr_off_t redis_max_message;/* -1: unset */
+    int redis_standby;          /* -1: unset */
+    int track_slots;            /* 0: unset */
 } upm_srv_conf;
 
 typedef struct {
@@ -42,6 +66,9 @@ typedef struct {
     int retry_ms;               /* -1: unset */
     apr_off_t max_event_size;   /* -1: unset */
     apr_off_t send_queue;       /* -1: unset */
+    int track;                  /* UPM_TRACK_*; -1: unset */
+    int report;                 /* ReportUploads; -1: unset */
+    int track_expire;           /* seconds; -1: unset */
     apr_off_t ws_max_message;   /* -1: unset */
     apr_array_header_t *allow_origin;   /* const char *; NULL: unset */
     int async;                  /* -1: unset */
@@ -71,5 +98,20 @@ const char *upm_conf_token_param(const upm_dir_conf *d);
 const char *upm_conf_cookie(const upm_dir_conf *d);
 const char *upm_conf_scope_claim(const upm_dir_conf *d);
 const char *upm_conf_grant_claim(const upm_dir_conf *d);
+int upm_conf_track(const upm_dir_conf *d);
+int upm_conf_report(const upm_dir_conf *d);
+int upm_conf_track_expire(const upm_dir_conf *d);
+int upm_conf_track_slots(const upm_srv_conf *s);
+
+/* UPM_BUS_MODE_EMBEDDED, _PUBSUB or _STREAM (see upm_bus.h). */
+int upm_conf_redis_mode(const upm_srv_conf *sc);
+/* The subscribed patterns (the defaults when none were configured). */
+const char *const *upm_conf_redis_patterns(const upm_srv_conf *sc, int *n);
+int upm_conf_redis_timeout_ms(const upm_srv_conf *sc);
+int upm_conf_redis_backoff_min_ms(const upm_srv_conf *sc);
+int upm_conf_redis_backoff_max_ms(const upm_srv_conf *sc);
+apr_size_t upm_conf_redis_max_message(const upm_srv_conf *sc);
+long upm_conf_redis_stream_maxlen(const upm_srv_conf *sc);
+int upm_conf_redis_standby(const upm_srv_conf *sc);
 
 #endif

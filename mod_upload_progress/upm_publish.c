@@ -3,9 +3,11 @@
 #include "upm_auth.h"
 #include "upm_bus.h"
 #include "upm_config.h"
+#include "upm_emit.h"
 #include "upm_event.h"
 #include "upm_jwt.h"
 #include "upm_msg.h"
+#include "upm_redis.h"
 #include "upm_stats.h"
 
 #include "http_config.h"
@@ -19,7 +21,6 @@
 
 APLOG_USE_MODULE(upload_progress);
 
-#define UPM_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 #define UPM_PUBLISH_SCOPE "progress:publish"
 #define UPM_MAX_BATCH 1000
 
@@ -59,7 +60,9 @@ int upm_json_error(request_rec *r, int status, const char *code,
         ap_rputs("\n", r);
         free(body);
     }
-    upm_stats_add(UPM_ST_EVENTS_REJECTED, 1);
+    if (r->handler && strcmp(r->handler, "upload-progress-publish") == 0) {
+        upm_stats_add(UPM_ST_EVENTS_REJECTED, 1);
+    }
     return OK;
 }
 
@@ -123,21 +126,6 @@ static int read_body(request_rec *r, apr_off_t limit, char **out, apr_size_t *le
     *out = buf;
     *len = n;
     return OK;
-}
-
-static double message_percent(json_t *msg)
-{
-    json_t *v = json_object_get(msg, "progress");
-    if (!json_is_number(v)) {
-        v = json_object_get(msg, "progressPercent");
-    }
-    return json_is_number(v) ? json_number_value(v) : -1.0;
-}
-
-static const char *field_str(json_t *msg, const char *name)
-{
-    const char *s = json_string_value(json_object_get(msg, name));
-    return s ? s : "";
 }
 
 int upm_publish_handler(request_rec *r)
@@ -235,7 +223,6 @@ int upm_publish_handler(request_rec *r)
         const char *owner = NULL, *err = NULL;
         upm_event_status st;
         upm_msg *m;
-        int f;
 
         st = upm_event_normalize(r->pool, ev, sc->event_map, NULL, now, &msg, &owner, &err);
         if (st != UPM_EV_OK) {
@@ -247,30 +234,22 @@ int upm_publish_handler(request_rec *r)
                           "publish refused: event %d: %s", (int)i, err);
             return upm_json_error(r, HTTP_UNPROCESSABLE_ENTITY, codes[st], err, (int)i);
         }
-        text = json_dumps(msg, UPM_DUMP_FLAGS);
-        if (!text || (apr_off_t)strlen(text) > max_event) {
-            json_decref(msg);
+        m = msgs[i] = upm_emit_make(r->pool, msg, owner, now);
+        json_decref(msg);
+        if (!m || (apr_off_t)m->json_len > max_event) {
             json_decref(root);
-            free(text);
             return upm_json_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "too_large",
                                   apr_psprintf(r->pool, "the event is larger than %"
                                                APR_OFF_T_FMT " bytes", max_event), (int)i);
         }
-        m = msgs[i] = apr_pcalloc(r->pool, sizeof(upm_msg));
-        m->published = now;
-        m->percent = message_percent(msg);
-        for (f = 0; f < UPM_F__COUNT; f++) {
-            m->f[f] = apr_pstrdup(r->pool, field_str(msg, upm_msg_field_name(f)));
-        }
-        m->f[UPM_F_OWNER] = owner;
-        m->json_len = strlen(text);
-        m->json = apr_pstrmemdup(r->pool, text, m->json_len);
-        free(text);
-        json_decref(msg);
     }
     json_decref(root);
 
-    rv = upm_bus_publish(r->pool, msgs, (int)count, seqs);
+    if (upm_redis_enabled()) {
+        /* Through Redis, so every server sharing it delivers the events. */
+        return upm_redis_publish(r, msgs, (int)count);
+    }
+    rv = upm_emit_publish(r->pool, msgs, (int)count, seqs);
     if (rv == APR_ENOSPC) {
         return upm_json_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "too_large",
                               "an event is larger than the replay ring's largest "
@@ -284,6 +263,7 @@ int upm_publish_handler(request_rec *r)
                               "the event ring is not available", -1);
     }
 
+    upm_stats_add(UPM_ST_EVENTS_PUBLISHED, (apr_uint64_t)count);
     ids = json_array();
     for (i = 0; i < count; i++) {
         json_array_append_new(ids, json_string(upm_id_format(r->pool, upm_bus_epoch(),

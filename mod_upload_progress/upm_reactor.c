@@ -17,9 +17,6 @@
 APLOG_USE_MODULE(upload_progress);
 
 #define UPM_REACTOR_PASS 16384
-/* See mpm_done() */
-#define UPM_MPM_DONE_GRACE   apr_time_from_msec(10)
-#define UPM_MPM_DONE_LATEST  apr_time_from_sec(1)
 
 static struct {
     apr_pool_t *pool;
@@ -29,7 +26,7 @@ static struct {
     upm_rconn *incoming;        /* handed over, not yet seen by the thread */
     upm_rconn *ready;           /* the hub has something for these */
     upm_rconn *dead;            /* closed this turn, finalised at its end */
-    upm_rconn *limbo;           /* closed, but the MPM may still touch them */
+    upm_rconn *graveyard;       /* finalised, pool not yet destroyed */
     upm_timerheap heap;         /* reactor thread only */
     upm_rconn *all;             /* reactor thread only */
     int count;
@@ -116,7 +113,10 @@ static void upm_suspend_connection(conn_rec *c, request_rec *r)
     if (!rc || rc->owned || !rx.lock) {
         return;
     }
-    /* From here on the MPM has let go of the connection. */
+    /* From here on the MPM has let go of the connection, but for a few
+     * stores the worker makes into its connection state after this hook
+     * returns: see bury(). */
+    rc->handed_at = apr_time_now();
     apr_thread_mutex_lock(rx.lock);
     rc->next_ready = NULL;
     rc->next = rx.incoming;
@@ -277,6 +277,45 @@ void upm_reactor_close(upm_rconn *rc, const char *reason)
     rx.dead = rc;
 }
 
+/* The worker that suspended a connection still writes into the MPM's
+ * state for it (which lives in the connection's pool) right after the
+ * suspend_connection hook returns, clearing c->sbh first.  A stream that
+ * ends at once (a token already expired, a client already gone) must not
+ * destroy that pool under it: it waits until c->sbh is cleared and a grace
+ * period has passed, far longer than those few stores take. */
+#define UPM_BURY_GRACE apr_time_from_msec(1000)
+
+static int may_destroy(const upm_rconn *rc, apr_time_t now)
+{
+    return rc->c->sbh == NULL && now - rc->handed_at >= UPM_BURY_GRACE;
+}
+
+static void bury(upm_rconn *rc)
+{
+    if (may_destroy(rc, apr_time_now())) {
+        apr_pool_destroy(rc->c->pool);
+        return;
+    }
+    rc->next_dead = rx.graveyard;
+    rx.graveyard = rc;
+}
+
+static void empty_graveyard(void)
+{
+    upm_rconn **pp = &rx.graveyard;
+    apr_time_t now = apr_time_now();
+    while (*pp) {
+        upm_rconn *rc = *pp;
+        if (may_destroy(rc, now)) {
+            *pp = rc->next_dead;
+            apr_pool_destroy(rc->c->pool);
+        }
+        else {
+            pp = &rc->next_dead;
+        }
+    }
+}
+
 static void finalize(upm_rconn *rc)
 {
     conn_rec *c = rc->c;
@@ -299,50 +338,16 @@ static void finalize(upm_rconn *rc)
     /* The MPM counts this connection as suspended: keep the state it
      * knows so its pool cleanup decrements the right counter. */
     c->cs->state = CONN_STATE_SUSPENDED;
-    apr_pool_destroy(c->pool);
-}
-
-/* The event MPM runs the suspend_connection hook and only then finishes
- * its own part: it clears c->sbh and marks its connection state, both in
- * memory of the connection's pool.  A connection the reactor closes at
- * once (a client gone, or frames that came with the handshake ending it)
- * must not have its pool destroyed before that, or the worker writes into
- * freed memory.  Done: c->sbh seen cleared a moment ago (the last store
- * follows right after it), or, for an MPM that does not clear it, a
- * second after the hand-over. */
-static int mpm_done(upm_rconn *rc, apr_time_t now)
-{
-    if (!rc->mpm_done_at
-        && __atomic_load_n(&rc->c->sbh, __ATOMIC_ACQUIRE) == NULL) {
-        rc->mpm_done_at = now;
-    }
-    return (rc->mpm_done_at && now - rc->mpm_done_at >= UPM_MPM_DONE_GRACE)
-           || now - rc->owned_at >= UPM_MPM_DONE_LATEST;
+    bury(rc);
 }
 
 static void finalize_dead(void)
 {
-    apr_time_t now = apr_time_now();
-    upm_rconn *wait = NULL;
-
-    while (rx.limbo) {
-        upm_rconn *rc = rx.limbo;
-        rx.limbo = rc->next_dead;
-        rc->next_dead = rx.dead;
-        rx.dead = rc;
-    }
     while (rx.dead) {
         upm_rconn *rc = rx.dead;
         rx.dead = rc->next_dead;
-        if (mpm_done(rc, now)) {
-            finalize(rc);
-        }
-        else {
-            rc->next_dead = wait;
-            wait = rc;
-        }
+        finalize(rc);
     }
-    rx.limbo = wait;
 }
 
 /* ---- the thread ------------------------------------------------------ */
@@ -364,8 +369,8 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thd, void *data)
             apr_interval_time_t d = t->when - apr_time_now();
             timeout = d < 0 ? 0 : (d < timeout ? d : timeout);
         }
-        if (rx.limbo && timeout > UPM_MPM_DONE_GRACE) {
-            timeout = UPM_MPM_DONE_GRACE;
+        if (rx.graveyard && timeout > apr_time_from_msec(100)) {
+            timeout = apr_time_from_msec(100);
         }
         rv = apr_pollset_poll(rx.ps, timeout, &num, &descs);
         if (rv == APR_SUCCESS) {
@@ -390,15 +395,19 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thd, void *data)
         rx.incoming = NULL;
         rdy = rx.ready;
         rx.ready = NULL;
-        for (rc = rdy; rc; rc = rc->next_ready) {
-            rc->queued = 0;
-        }
         apr_thread_mutex_unlock(rx.lock);
 
         /* Ready ones first: a stream not handed over yet is skipped here
-         * and pumped below once it is. */
+         * and pumped below once it is.  Each leaves the list under the lock
+         * just before its pump: a notify during the pump then queues it
+         * again (onto the next list), and can never rewrite the link this
+         * walk still has to follow. */
         for (rc = rdy; rc; rc = nx) {
+            apr_thread_mutex_lock(rx.lock);
             nx = rc->next_ready;
+            rc->next_ready = NULL;
+            rc->queued = 0;
+            apr_thread_mutex_unlock(rx.lock);
             if (rc->owned && !rc->closing) {
                 rc->ops->pump(rc);
             }
@@ -406,7 +415,6 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thd, void *data)
         for (rc = inc; rc; rc = nx) {
             nx = rc->next;
             rc->owned = 1;
-            rc->owned_at = apr_time_now();
             rc->prev = NULL;
             rc->next = rx.all;
             if (rx.all) {
@@ -432,6 +440,7 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thd, void *data)
             rc->ops->timer(rc, now);
         }
         finalize_dead();
+        empty_graveyard();
     }
     finalize_dead();
     /* The child is exiting without a graceful stop (those close every
@@ -443,11 +452,6 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thd, void *data)
         if (rc->ops->closed) {
             rc->ops->closed(rc, "server stopping");
         }
-        apr_socket_close(rc->sock);
-    }
-    while (rx.limbo) {
-        upm_rconn *rc = rx.limbo;
-        rx.limbo = rc->next_dead;
         apr_socket_close(rc->sock);
     }
     apr_thread_exit(thd, APR_SUCCESS);

@@ -36,10 +36,9 @@ struct upm_rconn {
     apr_pollfd_t pfd;
     upm_timer timer;
     apr_time_t blocked_since;   /* output waiting for the socket since */
+    apr_time_t handed_at;       /* when the suspend hook ran */
     apr_interval_time_t write_timeout;
     int owned;                  /* handed over by the suspend hook */
-    apr_time_t owned_at;
-    apr_time_t mpm_done_at;     /* the MPM was seen done suspending it */
     int in_pollset;
     int polling_out;
     int queued;                 /* on the ready list */

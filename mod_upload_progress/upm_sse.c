@@ -34,7 +34,7 @@ typedef struct sse_stream {
     apr_time_t expires;
     int failed;
     int counted;                /* holds a place in the per-user count */
-    apr_uint64_t delivered;
+    upm_conn_mode mode;         /* for the connection gauges */
 } sse_stream;
 
 static void out_raw(sse_stream *st, const char *s, apr_size_t len)
@@ -60,7 +60,10 @@ static int out_flush(sse_stream *st)
     return st->failed ? -1 : 0;
 }
 
-static void out_frame(sse_stream *st, const upm_frame *f)
+/* Counted as it is written, so the status figures are live.  live: taken
+ * from the hub as it happened, so its age is delivery latency; a replayed
+ * frame's age is only how long the client was away. */
+static void out_frame(sse_stream *st, const upm_frame *f, int live)
 {
     out_raw(st, "id: ", 4);
     out_raw(st, f->id, strlen(f->id));
@@ -69,10 +72,13 @@ static void out_frame(sse_stream *st, const upm_frame *f)
     out_raw(st, "\ndata: ", 7);
     out_raw(st, f->json, f->json_len);
     out_raw(st, "\n\n", 2);
-    st->delivered++;
+    if (!st->failed) {
+        upm_stats_delivered(1, live ? apr_time_now() - f->published : -1);
+    }
 }
 
-static void out_reset(sse_stream *st, const char *reason)
+/* Sends a reset and returns the sequence its id names. */
+static apr_uint64_t out_reset(sse_stream *st, const char *reason)
 {
     const char *id;
     apr_uint64_t seq;
@@ -81,7 +87,24 @@ static void out_reset(sse_stream *st, const char *reason)
     char *frame = upm_sse_frame(st->r->pool, id, "reset", data, dlen, &len);
 
     out_raw(st, frame, len);
+    /* The client re-reads its state now: whatever the ring held up to the
+     * reset's id is part of that, and is not sent again (as over
+     * WebSocket); a client that reconnects with the id misses nothing. */
+    upm_sub_skip_upto(st->sub, seq);
     upm_stats_add(UPM_ST_RESETS_SENT, 1);
+    return seq;
+}
+
+/* The frames taken along with a reset that its id already covers. */
+static void drop_covered(upm_frame **frames, int n, apr_uint64_t seq)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        if (frames[i] && frames[i]->seq <= seq) {
+            upm_frame_unref(frames[i]);
+            frames[i] = NULL;
+        }
+    }
 }
 
 static void out_retry_jitter(sse_stream *st)
@@ -106,7 +129,7 @@ static void out_token_expired(sse_stream *st)
 static int emit_frame(void *baton, upm_frame *f)
 {
     sse_stream *st = baton;
-    out_frame(st, f);
+    out_frame(st, f, 0);
     return st->failed;
 }
 
@@ -119,9 +142,8 @@ static void finish(sse_stream *st)
     if (st->sub) {
         upm_hub_remove(st->sub);
         st->sub = NULL;
-        upm_stats_add(UPM_ST_DELIVERED, st->delivered);
+        upm_stats_conn(UPM_TR_SSE, st->mode, -1);
         upm_stats_add(UPM_ST_SSE_CLOSED, 1);
-        st->delivered = 0;
     }
 }
 
@@ -159,11 +181,13 @@ static void sse_pump(upm_rconn *rc)
         n = upm_sub_take(st->sub, 0, frames, UPM_TAKE_MAX, UPM_PUMP_BYTES, &state,
                          &reason);
         if (state == UPM_SUB_RESET) {
-            out_reset(st, reason);
+            drop_covered(frames, n, out_reset(st, reason));
         }
         for (i = 0; i < n; i++) {
-            out_frame(st, frames[i]);
-            upm_frame_unref(frames[i]);
+            if (frames[i]) {
+                out_frame(st, frames[i], 1);
+                upm_frame_unref(frames[i]);
+            }
         }
         if (state == UPM_SUB_CLOSING) {
             out_retry_jitter(st);
@@ -251,11 +275,13 @@ static void serve_on_worker(sse_stream *st)
         n = upm_sub_take(st->sub, until, frames, UPM_TAKE_MAX, APR_SIZE_MAX, &state,
                          &reason);
         if (state == UPM_SUB_RESET) {
-            out_reset(st, reason);
+            drop_covered(frames, n, out_reset(st, reason));
         }
         for (i = 0; i < n; i++) {
-            out_frame(st, frames[i]);
-            upm_frame_unref(frames[i]);
+            if (frames[i]) {
+                out_frame(st, frames[i], 1);
+                upm_frame_unref(frames[i]);
+            }
         }
         now = apr_time_now();
         if (state == UPM_SUB_CLOSING) {
@@ -352,6 +378,8 @@ int upm_sse_handler(request_rec *r)
     }
     st->sub = upm_hub_add(r->pool, &spec);
     upm_stats_add(UPM_ST_SSE_OPENED, 1);
+    st->mode = st->rc ? UPM_MODE_ASYNC : UPM_MODE_WORKER;
+    upm_stats_conn(UPM_TR_SSE, st->mode, 1);
 
     /* The greeting and the replay go out from this worker, blocking, before
      * the stream is handed over. */

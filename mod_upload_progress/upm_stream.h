@@ -19,19 +19,6 @@ typedef int (*upm_stream_emit_fn)(void *baton, upm_frame *f);
 apr_uint64_t upm_stream_replay(apr_pool_t *p, upm_sub *const *subs, int nsubs,
                                apr_uint64_t after, upm_stream_emit_fn emit, void *baton);
 
-/* One step of a replay that a non-blocking transport spreads over its
- * turns, so that what it buffers stays bounded: emits, in order, the
- * matching messages after *cursor until about max_bytes of JSON went out,
- * 1024 messages were looked at, emit asked to stop or the ring's end.
- * *cursor moves past every message looked at.  Returns 1 when the replay
- * reached the ring's end (*cursor is then that end: the caller makes its
- * subscribers skip up to it), 0 when there is more, -1 when messages after
- * *cursor left the ring before they could be sent (the client needs a
- * reset). */
-int upm_stream_replay_step(apr_pool_t *p, upm_sub *const *subs, int nsubs,
-                           apr_uint64_t *cursor, apr_size_t max_bytes,
-                           upm_stream_emit_fn emit, void *baton);
-
 /* Resumes after the client's last id: replays what it missed and returns
  * NULL, or returns the reason for a reset when that cannot be done.
  * Either way the subscribers then skip the frames up to where the replay
@@ -55,5 +42,45 @@ const char *upm_stream_request_scope(request_rec *r, apr_table_t *query,
 /* The grant-claim list naming ids of this field ("projects", ...), or NULL
  * when the field cannot be granted. */
 const char *upm_stream_grant_kind(int field);
+
+/* upm_stream_resume that also tells where the replay (or the reset) left
+ * off: *upto, the ring sequence the subscribers now skip to.  Polling
+ * answers with it as the client's next id. */
+const char *upm_stream_resume_upto(apr_pool_t *p, upm_sub *const *subs, int nsubs,
+                                   const char *last_id, upm_stream_emit_fn emit,
+                                   void *baton, apr_uint64_t *upto);
+
+/* A resume that a non-blocking transport sends in steps, so that what it
+ * buffers stays bounded (a reactor must neither block nor hold a replay of
+ * the whole ring in memory). */
+typedef struct upm_resume_steps {
+    apr_uint64_t cursor;        /* ring sequence replayed up to */
+    upm_xid xid;                /* Streams mode: the client's id ... */
+    int have_xid;               /* ... also skipped at the end */
+} upm_resume_steps;
+
+/* Starts a resume from last_id.  1: the steps may start (*rs set).
+ * -1: the client needs a reset (*reason); the caller's reset makes the
+ * subscribers skip.  0: done at once, as upm_stream_resume does (Streams
+ * mode with an id older than this server's ring: read back from the
+ * stream, which cannot go in steps); *reason NULL or the reset's reason. */
+int upm_stream_resume_begin(apr_pool_t *p, upm_sub *const *subs, int nsubs,
+                            const char *last_id, upm_stream_emit_fn emit, void *baton,
+                            upm_resume_steps *rs, const char **reason);
+
+/* One step: emits, in order, the matching messages after rs->cursor until
+ * about max_bytes of JSON went out, 1024 messages were looked at, emit
+ * asked to stop or the ring's end.  Returns 0 when there is more; 1 when
+ * the replay is over (the subscribers now skip what it covered); -1 when
+ * the client needs a reset (*reason: "expired" when the ring evicted
+ * messages the steps had not reached yet, "redis" at a gap marker). */
+int upm_stream_resume_step(apr_pool_t *p, upm_sub *const *subs, int nsubs,
+                           upm_resume_steps *rs, apr_size_t max_bytes,
+                           upm_stream_emit_fn emit, void *baton, const char **reason);
+
+/* The client's last id: the Last-Event-ID header, else the query
+ * parameter `param` (lastEventId for SSE, since for polling); NULL when
+ * neither is given. */
+const char *upm_stream_last_id(request_rec *r, apr_table_t *query, const char *param);
 
 #endif

@@ -74,6 +74,7 @@ typedef struct ws_conn {
     apr_uint64_t delivered;
     int more_input;                 /* input left unread at the end of a turn */
     int counted;                    /* holds a place in the per-user count */
+    upm_conn_mode mode;             /* for the connection gauges */
     apr_interval_time_t beat;       /* ping interval (0: none) */
     apr_time_t next_ping;
     apr_time_t expires;             /* the token's exp (0: none) */
@@ -82,7 +83,7 @@ typedef struct ws_conn {
     /* Reactor mode only: */
     upm_rconn *rc;                  /* NULL while a worker holds the connection */
     int replaying;                  /* a resume's replay is going out in steps */
-    apr_uint64_t replay_cursor;
+    upm_resume_steps replay;
 } ws_conn;
 
 /* ---- output: the one place that writes to the client ----------------- */
@@ -189,6 +190,8 @@ static int emit_frame(void *baton, upm_frame *f)
     ws_conn *ws = baton;
     ws_text(ws, f->json, f->json_len);
     ws->delivered++;
+    /* Replayed: its age is how long the client was away, not latency. */
+    upm_stats_delivered(1, -1);
     /* A long replay must not pile up in memory: a worker sends it as it
      * goes; the reactor bounds it by replay steps instead. */
     if (!ws->failed && !ws->rc && !APR_BRIGADE_EMPTY(ws->obb)) {
@@ -264,6 +267,7 @@ static int deliver(ws_conn *ws)
         if (frames[i]) {
             ws_text(ws, frames[i]->json, frames[i]->json_len);
             ws->delivered++;
+            upm_stats_delivered(1, apr_time_now() - frames[i]->published);
             upm_frame_unref(frames[i]);
         }
     }
@@ -289,30 +293,26 @@ static void resume_refused(ws_conn *ws, const char *last_id, const char *reason)
  * ring never sits in memory at once. */
 static void replay_more(ws_conn *ws)
 {
-    int i, st = upm_stream_replay_step(ws->tmp, ws->subs, ws->nsubs, &ws->replay_cursor,
-                                       WS_REPLAY_STEP_BYTES, emit_frame, ws);
+    const char *reason;
+    int st = upm_stream_resume_step(ws->tmp, ws->subs, ws->nsubs, &ws->replay,
+                                    WS_REPLAY_STEP_BYTES, emit_frame, ws, &reason);
     if (st == 0) {
         return;
     }
+    /* Over: the subscribers skip what it sent, and their frames follow. */
     ws->replaying = 0;
-    if (st > 0) {
-        /* Queued frames up to where the replay ended were sent by it. */
-        for (i = 0; i < ws->nsubs; i++) {
-            upm_sub_skip_upto(ws->subs[i], ws->replay_cursor);
-        }
-        return;
+    if (st < 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ws->r, APLOGNO(13500)
+                      "WebSocket %s of user %s: replay cut short (%s); resetting",
+                      ws->client_id, ws->r->user, reason);
+        ws_reset(ws, reason);
     }
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ws->r, APLOGNO(13500)
-                  "WebSocket %s of user %s: the ring evicted messages the replay "
-                  "had not sent yet; resetting", ws->client_id, ws->r->user);
-    ws_reset(ws, "expired");
 }
 
 static void ws_resume(ws_conn *ws, const char *last_id)
 {
     const char *reason;
-    apr_uint64_t seq = 0;
-    upm_resume_status st;
+    int st;
 
     if (!ws->rc) {
         /* Frames queued so far are older than the replay's end or
@@ -326,13 +326,15 @@ static void ws_resume(ws_conn *ws, const char *last_id)
     /* On the reactor thread: a replay started here goes on in steps, and
      * what it reaches replaces any replay still going out. */
     ws->replaying = 0;
-    st = upm_bus_resume_check(last_id, &seq);
-    if (st != UPM_RESUME_OK) {
-        resume_refused(ws, last_id, upm_resume_reason(st));
+    st = upm_stream_resume_begin(ws->tmp, ws->subs, ws->nsubs, last_id, emit_frame, ws,
+                                 &ws->replay, &reason);
+    if (st <= 0) {
+        if (reason) {
+            resume_refused(ws, last_id, reason);
+        }
         return;
     }
     ws->replaying = 1;
-    ws->replay_cursor = seq;
     /* A short replay is over at once, before the client's next message,
      * as on a worker. */
     if (!ws->rc->blocked_since) {
@@ -642,12 +644,11 @@ static void ws_release(ws_conn *ws, const char *how)
         sub_close(ws, --ws->nsubs);
     }
     release_count(ws);
-    upm_stats_add(UPM_ST_DELIVERED, ws->delivered);
+    upm_stats_conn(UPM_TR_WS, ws->mode, -1);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ws->r, APLOGNO(13114)
                   "WebSocket %s of user %s closed (%s, code %d, %" APR_UINT64_T_FMT
                   " messages)", ws->client_id, ws->r->user, how, ws->close_code,
                   ws->delivered);
-    ws->delivered = 0;
 }
 
 /* ---- reactor mode ---------------------------------------------------- */
@@ -967,6 +968,8 @@ int upm_ws_handler(request_rec *r)
 
     ws->subs[0] = sub_open(ws, -1, NULL, &ws->sub_pools[0]);
     ws->nsubs = 1;
+    ws->mode = rc ? UPM_MODE_ASYNC : UPM_MODE_WORKER;
+    upm_stats_conn(UPM_TR_WS, ws->mode, 1);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13111)
                   "WebSocket %s open for user %s (%s)", ws->client_id, r->user,
                   rc ? "on the reactor" : "on its worker");

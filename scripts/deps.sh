@@ -7,6 +7,9 @@ PKGS="build-essential autoconf automake libtool pkg-config curl openssl
       libjansson-dev libjwt-dev libhiredis-dev redis-server
       libapache2-mod-perl2 libcrypt-jwt-perl libjson-perl libwww-perl libio-socket-ssl-perl
       libmojolicious-perl clang libclang-rt-14-dev"
+# bench/run.sh also needs nginx with nchan (the peer it measures against) and
+# libcrypto headers for its load client.
+[ "${1:-}" = bench ] && PKGS="$PKGS nginx libnginx-mod-nchan libssl-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -24,3 +27,4 @@ DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recomme
 # start their own instances on loopback.
 $SUDO service apache2 stop >/dev/null 2>&1 || true
 $SUDO service redis-server stop >/dev/null 2>&1 || true
+$SUDO service nginx stop >/dev/null 2>&1 || true
