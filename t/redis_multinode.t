@@ -146,6 +146,23 @@ $r3->close;
     $ws->close;
 }
 
+# And with a resume message on an open WebSocket: on the third node the
+# range is read back from the stream at once; on node A, whose ring holds
+# it, the reactor sends it in steps.  Either way the entries after the id,
+# once, in order.
+for my $n ([$c3, 'the third node'], [$a, 'node A']) {
+    my ($node, $name) = @$n;
+    no warnings qw(redefine once);
+    local *UPM::Test::port = sub { $node->port };
+    my $ws = UPM::WS->connect('/ws', token => $tok);
+    is(($ws->next_json(5) || {})->{type}, 'connected', "WebSocket on $name");
+    $ws->send_json({ type => 'resume', lastEventId => $resume_id });
+    my @m = grep { ($_->{n} // '') =~ /\A\d+\z/ } $ws->drain_json(1.5);
+    is_deeply([ map { $_->{n} } @m ], [6 .. 12], "a resume message on $name replays 6..12");
+    like($m[0]{id} // '', qr/\A\d{13,}-\d+\z/, '... with stream ids');
+    $ws->close;
+}
+
 # Another user resuming from the same point sees only their own.
 my $rv = $c3->sse(token => $c3->token($v), last_id => $resume_id);
 UPM::Node::pump([$rv], sub { $rv->messages >= 2 }, 5);
