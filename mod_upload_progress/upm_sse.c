@@ -406,12 +406,15 @@ int upm_sse_handler(request_rec *r)
     if (ai && ai->exp) {
         st->expires = apr_time_from_sec(ai->exp);
     }
+    if (st->rc) {
+        /* Handed over even when the greeting already failed: a hub notify
+         * may have queued rc on the reactor, which must then own it (and
+         * close it) rather than find it freed with the request. */
+        return upm_reactor_suspend(st->rc);
+    }
     if (st->failed) {
         finish(st);
         return OK;
-    }
-    if (st->rc) {
-        return upm_reactor_suspend(st->rc);
     }
     serve_on_worker(st);
     finish(st);
