@@ -16,6 +16,7 @@
 #include "upm_hub.h"
 #include "upm_track.h"
 #include "upm_reactor.h"
+#include "upm_redis.h"
 
 
 static int upm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
@@ -24,6 +25,9 @@ static int upm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     int rc = upm_bus_post_config(pconf, plog, ptemp, s);
     if (rc == OK) {
         rc = upm_track_post_config(pconf, plog, ptemp, s);
+    }
+    if (rc == OK) {
+        rc = upm_redis_post_config(pconf, plog, ptemp, s);
     }
     return rc;
 }
@@ -34,6 +38,9 @@ static void upm_child_init(apr_pool_t *pchild, server_rec *s)
     upm_track_child_init(pchild, s);
     upm_hub_child_init(pchild, s);
     upm_reactor_child_init(pchild, s);
+    /* After the hub: pre-cleanups run in reverse order, so the listener
+     * stops before the hub it feeds. */
+    upm_redis_child_init(pchild, s);
 }
 
 static void upm_child_stopping(apr_pool_t *pchild, int graceful)

@@ -1,5 +1,6 @@
 #include "upm_bus.h"
 #include "upm_config.h"
+#include "upm_redis_logic.h"
 #include "upm_futex.h"
 #include "upm_stats.h"
 #include "upm_userconn.h"
@@ -28,15 +29,30 @@ typedef struct {
     apr_size_t data_bytes;
     apr_size_t stats_bytes;     /* differs when ServerLimit or the module changed */
     apr_uint32_t nchildren;
+    apr_size_t layout;          /* what the module that made the segment laid out */
+    int mode;                   /* UPM_BUS_MODE_* the ring was made for */
 } upm_bus_retained;
+
+/* State shared by the children beside the ring: the Redis feeder lease. */
+typedef struct {
+    upm_lease lease;
+    apr_uint64_t gap_seq;       /* ring sequence of the newest gap marker */
+} upm_bus_ctl;
 
 static upm_bus_retained *bus;
 static upm_ring *ring;
+static upm_bus_ctl *ctl;
+static int bus_mode;
 
 #define ALIGN64(n) (((n) + 63) & ~(apr_size_t)63)
 /* Room for this many (user, child) pairs with open streams. */
 #define UC_SLOTS    16384
 #define UC_BYTES    ALIGN64(upm_uc_bytes(UC_SLOTS))
+#define CTL_BYTES   ALIGN64(sizeof(upm_bus_ctl))
+/* Changes whenever a module build lays the segment out differently, so a
+ * graceful restart into a new build starts afresh instead of misreading. */
+#define BUS_CTL_VERSION 2u
+#define BUS_LAYOUT  (CTL_BYTES * 101u + UC_BYTES * 7u + BUS_CTL_VERSION)
 
 static upm_uc_table *userconn;
 
@@ -71,6 +87,7 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     apr_pool_t *keep = s->process->pool;
     apr_status_t rv;
     void *base;
+    int mode = upm_conf_redis_mode(sc);
 
     /* The first post_config of a start only checks the configuration. */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
@@ -106,8 +123,18 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         apr_shm_destroy(bus->shm);
         bus->shm = NULL;
     }
+    if (bus->shm && (bus->layout != BUS_LAYOUT || bus->mode != mode)) {
+        /* Streams mode numbers messages with stream ids, the others with
+         * the ring's own: a ring of one kind means nothing to the other. */
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, APLOGNO(13200)
+                     "%s: starting a new replay ring and epoch",
+                     bus->mode != mode ? "Redis ingest mode changed"
+                                       : "shared memory layout changed");
+        apr_shm_destroy(bus->shm);
+        bus->shm = NULL;
+    }
     if (!bus->shm) {
-        apr_size_t size = stats_bytes + UC_BYTES + upm_ring_bytes(nslots, data);
+        apr_size_t size = stats_bytes + UC_BYTES + CTL_BYTES + upm_ring_bytes(nslots, data);
         rv = apr_shm_create(&bus->shm, size, NULL, keep);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(13013)
@@ -118,10 +145,13 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         base = apr_shm_baseaddr_get(bus->shm);
         upm_stats_init(base, nchildren);
         userconn = upm_uc_init((char *)base + stats_bytes, UC_SLOTS);
-        ring = upm_ring_init((char *)base + stats_bytes + UC_BYTES, nslots, data,
+        memset((char *)base + stats_bytes + UC_BYTES, 0, CTL_BYTES);
+        ring = upm_ring_init((char *)base + stats_bytes + UC_BYTES + CTL_BYTES, nslots, data,
                              new_epoch());
         bus->nslots = nslots;
         bus->data_bytes = data;
+        bus->layout = BUS_LAYOUT;
+        bus->mode = mode;
         bus->stats_bytes = stats_bytes;
         bus->nchildren = nchildren;
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, APLOGNO(13014)
@@ -131,13 +161,16 @@ int upm_bus_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     else {
         base = apr_shm_baseaddr_get(bus->shm);
         userconn = (upm_uc_table *)((char *)base + stats_bytes);
-        ring = upm_ring_attach((char *)base + stats_bytes + UC_BYTES, nslots, data);
+        ring = upm_ring_attach((char *)base + stats_bytes + UC_BYTES + CTL_BYTES, nslots,
+                               data);
         if (!ring) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(13015)
                          "retained replay ring is corrupt");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+    ctl = (upm_bus_ctl *)((char *)base + stats_bytes + UC_BYTES);
+    bus_mode = mode;
     upm_stats_attach(base);
     return OK;
 }
@@ -330,4 +363,188 @@ void upm_bus_child_gone(pid_t pid)
         upm_uc_drop_pid(userconn, (apr_int32_t)pid);
         apr_global_mutex_unlock(bus->mutex);
     }
+}
+
+/* ---- Redis ingest: the feeder lease and fenced appends ---------------- */
+
+int upm_bus_mode(void)
+{
+    return bus_mode;
+}
+
+int upm_bus_with_lease(int (*fn)(upm_lease *l, void *baton), void *baton)
+{
+    int rc;
+    if (!ctl || !bus->mutex || apr_global_mutex_lock(bus->mutex) != APR_SUCCESS) {
+        return -1;
+    }
+    rc = fn(&ctl->lease, baton);
+    apr_global_mutex_unlock(bus->mutex);
+    return rc;
+}
+
+apr_status_t upm_bus_feed(apr_pool_t *p, apr_uint64_t gen, upm_msg *const *msgs, int n,
+                          const apr_uint64_t *marks, apr_size_t nmarks, const char *xid,
+                          apr_uint64_t *seqs)
+{
+    char **recs = NULL;
+    apr_size_t *lens = NULL;
+    apr_size_t max;
+    int i;
+
+    if (!ring || !ctl || !bus->mutex) {
+        return APR_EGENERAL;
+    }
+    max = upm_ring_max_record(ring);
+    if (n > 0) {
+        recs = apr_palloc(p, sizeof(char *) * n);
+        lens = apr_palloc(p, sizeof(apr_size_t) * n);
+    }
+    for (i = 0; i < n; i++) {
+        /* Packed before the lock: the critical section only copies. */
+        recs[i] = upm_msg_pack(p, msgs[i], &lens[i]);
+    }
+    if (apr_global_mutex_lock(bus->mutex) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    if (ctl->lease.holder != (apr_int64_t)getpid() || ctl->lease.gen != gen) {
+        /* Another child took over: whatever this one holds is its now. */
+        apr_global_mutex_unlock(bus->mutex);
+        return APR_EBUSY;
+    }
+    /* The marks first: should this process die between the two, a
+     * successor skips these messages rather than appending them twice. */
+    if (nmarks) {
+        upm_lease_push_marks(&ctl->lease, marks, nmarks);
+        ctl->lease.taken += nmarks;
+    }
+    if (xid && *xid) {
+        apr_cpystrn(ctl->lease.xid, xid, sizeof(ctl->lease.xid));
+    }
+    ctl->lease.renewed = apr_time_now();
+    for (i = 0; i < n; i++) {
+        seqs[i] = lens[i] <= max ? upm_ring_append(ring, recs[i], lens[i]) : 0;
+        if (seqs[i] && (msgs[i]->flags & UPM_MSG_GAP)) {
+            ctl->gap_seq = seqs[i];
+        }
+    }
+    apr_global_mutex_unlock(bus->mutex);
+    if (n > 0) {
+        upm_stats_add(UPM_ST_EVENTS_ACCEPTED, (apr_uint64_t)n);
+        __atomic_add_fetch(upm_ring_wake_word(ring), 1, __ATOMIC_RELEASE);
+        upm_futex_wake_all(upm_ring_wake_word(ring));
+    }
+    return APR_SUCCESS;
+}
+
+/* The stream id of ring record seq; 0 when it has none.  Lock held. */
+static int record_xid(apr_uint64_t seq, upm_xid *x)
+{
+    const void *data;
+    apr_size_t len;
+    upm_msg m;
+    if (upm_ring_peek(ring, seq, &data, &len) != UPM_RING_OK
+        || upm_msg_unpack(data, len, &m) != 0 || !*m.ext) {
+        return 0;
+    }
+    return upm_xid_parse(m.ext, strlen(m.ext), x) == 0;
+}
+
+upm_bus_xfind upm_bus_find_xid(const char *id, apr_uint64_t *after, apr_uint64_t *last)
+{
+    upm_xid s, x;
+    apr_uint64_t lo, hi, oldest;
+    upm_bus_xfind st;
+
+    *after = *last = 0;
+    if (upm_xid_parse(id, strlen(id), &s) != 0) {
+        return UPM_XFIND_INVALID;
+    }
+    if (!ring || apr_global_mutex_lock(bus->mutex) != APR_SUCCESS) {
+        return UPM_XFIND_UNCOVERED;
+    }
+    *last = upm_ring_last(ring);
+    oldest = upm_ring_oldest(ring);
+    if (oldest > *last || !record_xid(oldest, &x) || upm_xid_cmp(x, s) > 0) {
+        /* Empty, or its oldest record is already past the id: what lies
+         * between is only in the stream. */
+        st = UPM_XFIND_UNCOVERED;
+    }
+    else {
+        /* Stream ids never decrease along the ring: find the first record
+         * past the id. */
+        lo = oldest;
+        hi = *last + 1;
+        while (lo < hi) {
+            apr_uint64_t mid = lo + (hi - lo) / 2;
+            if (record_xid(mid, &x) && upm_xid_cmp(x, s) > 0) {
+                hi = mid;
+            }
+            else {
+                lo = mid + 1;
+            }
+        }
+        *after = lo - 1;
+        st = UPM_XFIND_COVERED;
+        if (lo > *last && record_xid(*last, &x) && upm_xid_cmp(x, s) < 0) {
+            /* Past everything this node took: the client read on a node
+             * that is ahead, or the id is made up.  The stream knows. */
+            st = UPM_XFIND_UNCOVERED;
+        }
+    }
+    apr_global_mutex_unlock(bus->mutex);
+    return st;
+}
+
+apr_uint64_t upm_bus_gap_seq(void)
+{
+    return ctl ? __atomic_load_n(&ctl->gap_seq, __ATOMIC_ACQUIRE) : 0;
+}
+
+const char *upm_bus_newest(apr_pool_t *p, apr_uint64_t *seq)
+{
+    apr_uint64_t last;
+    upm_xid x;
+    char buf[UPM_XID_LEN];
+
+    *seq = 0;
+    if (!ring || apr_global_mutex_lock(bus->mutex) != APR_SUCCESS) {
+        return upm_id_format(p, upm_bus_epoch(), 0);
+    }
+    last = *seq = upm_ring_last(ring);
+    if (bus_mode == UPM_BUS_MODE_STREAM) {
+        /* The newest stream id this node has taken: the ring's own end, or
+         * the lease's mark when the ring has nothing yet. */
+        if (last && record_xid(last, &x)) {
+            upm_xid_format(buf, x);
+        }
+        else {
+            apr_cpystrn(buf, ctl->lease.xid[0] ? ctl->lease.xid : "0-0", sizeof(buf));
+        }
+        apr_global_mutex_unlock(bus->mutex);
+        return apr_pstrdup(p, buf);
+    }
+    apr_global_mutex_unlock(bus->mutex);
+    return upm_id_format(p, upm_bus_epoch(), last);
+}
+
+const char *upm_bus_id_of(apr_pool_t *p, apr_uint64_t seq)
+{
+    upm_xid x;
+    char buf[UPM_XID_LEN];
+    int found = 0;
+
+    if (bus_mode != UPM_BUS_MODE_STREAM) {
+        return upm_id_format(p, upm_bus_epoch(), seq);
+    }
+    if (ring && apr_global_mutex_lock(bus->mutex) == APR_SUCCESS) {
+        found = seq && record_xid(seq, &x);
+        apr_global_mutex_unlock(bus->mutex);
+    }
+    if (!found) {
+        apr_uint64_t newest;
+        return upm_bus_newest(p, &newest);
+    }
+    upm_xid_format(buf, x);
+    return apr_pstrdup(p, buf);
 }

@@ -18,6 +18,12 @@ void *upm_create_srv_conf(apr_pool_t *p, server_rec *s)
 {
     upm_srv_conf *c = apr_pcalloc(p, sizeof(*c));
     c->event_map = apr_hash_make(p);
+    c->redis_stream_maxlen = -1;
+    c->redis_timeout_ms = -1;
+    c->redis_backoff_min_ms = -1;
+    c->redis_backoff_max_ms = -1;
+    c->redis_max_message = -1;
+    c->redis_standby = -1;
     return c;
 }
 
@@ -28,6 +34,21 @@ void *upm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     c->replay_slots = add->replay_slots ? add->replay_slots : base->replay_slots;
     c->replay_bytes = add->replay_bytes ? add->replay_bytes : base->replay_bytes;
     c->event_map = apr_hash_overlay(p, add->event_map, base->event_map);
+    /* Set in the main server only (GLOBAL_ONLY): virtual hosts inherit. */
+    c->redis = add->redis ? add->redis : base->redis;
+    c->redis_patterns = add->redis_patterns ? add->redis_patterns : base->redis_patterns;
+    c->redis_stream = add->redis_stream ? add->redis_stream : base->redis_stream;
+    c->redis_stream_maxlen = add->redis_stream_maxlen >= 0 ? add->redis_stream_maxlen
+                                                           : base->redis_stream_maxlen;
+    c->redis_timeout_ms = add->redis_timeout_ms >= 0 ? add->redis_timeout_ms
+                                                     : base->redis_timeout_ms;
+    c->redis_backoff_min_ms = add->redis_backoff_min_ms >= 0 ? add->redis_backoff_min_ms
+                                                             : base->redis_backoff_min_ms;
+    c->redis_backoff_max_ms = add->redis_backoff_max_ms >= 0 ? add->redis_backoff_max_ms
+                                                             : base->redis_backoff_max_ms;
+    c->redis_max_message = add->redis_max_message >= 0 ? add->redis_max_message
+                                                       : base->redis_max_message;
+    c->redis_standby = add->redis_standby >= 0 ? add->redis_standby : base->redis_standby;
     c->track_slots = add->track_slots ? add->track_slots : base->track_slots;
     return c;
 }
@@ -125,6 +146,43 @@ int upm_conf_track_expire(const upm_dir_conf *d)
 { return d->track_expire >= 0 ? d->track_expire : UPM_DEFAULT_TRACK_EXPIRE; }
 int upm_conf_track_slots(const upm_srv_conf *s)
 { return s->track_slots ? s->track_slots : UPM_DEFAULT_TRACK_SLOTS; }
+
+static const char *const default_patterns[] = {
+    "upload-session:*", "user:*", "job:*", "project:*"
+};
+
+int upm_conf_redis_mode(const upm_srv_conf *sc)
+{
+    /* Values of UPM_BUS_MODE_*: embedded 0, pub/sub 1, Streams 2. */
+    return !sc->redis ? 0 : sc->redis_stream ? 2 : 1;
+}
+
+const char *const *upm_conf_redis_patterns(const upm_srv_conf *sc, int *n)
+{
+    if (sc->redis_patterns && sc->redis_patterns->nelts) {
+        *n = sc->redis_patterns->nelts;
+        return (const char *const *)sc->redis_patterns->elts;
+    }
+    *n = (int)(sizeof(default_patterns) / sizeof(default_patterns[0]));
+    return default_patterns;
+}
+
+int upm_conf_redis_timeout_ms(const upm_srv_conf *sc)
+{ return sc->redis_timeout_ms >= 0 ? sc->redis_timeout_ms : UPM_DEFAULT_REDIS_TIMEOUT_MS; }
+int upm_conf_redis_backoff_min_ms(const upm_srv_conf *sc)
+{ return sc->redis_backoff_min_ms >= 0 ? sc->redis_backoff_min_ms
+                                       : UPM_DEFAULT_REDIS_BACKOFF_MIN; }
+int upm_conf_redis_backoff_max_ms(const upm_srv_conf *sc)
+{ return sc->redis_backoff_max_ms >= 0 ? sc->redis_backoff_max_ms
+                                       : UPM_DEFAULT_REDIS_BACKOFF_MAX; }
+apr_size_t upm_conf_redis_max_message(const upm_srv_conf *sc)
+{ return sc->redis_max_message >= 0 ? (apr_size_t)sc->redis_max_message
+                                    : UPM_DEFAULT_REDIS_MAX_MESSAGE; }
+long upm_conf_redis_stream_maxlen(const upm_srv_conf *sc)
+{ return sc->redis_stream_maxlen >= 0 ? sc->redis_stream_maxlen
+                                      : UPM_DEFAULT_REDIS_STREAM_MAXLEN; }
+int upm_conf_redis_standby(const upm_srv_conf *sc)
+{ return sc->redis_standby >= 0 ? sc->redis_standby : 1; }
 
 static const char *parse_int(const char *arg, long min, long max, long *out,
                              const char *what, apr_pool_t *p)
@@ -476,6 +534,123 @@ static const char *set_track_shm_size(cmd_parms *cmd, void *dummy, const char *a
     return NULL;
 }
 
+static const char *set_redis(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    upm_redis_url *u;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    u = apr_pcalloc(cmd->pool, sizeof(*u));
+    if ((err = upm_redis_url_parse(cmd->pool, arg, u))) {
+        return apr_pstrcat(cmd->pool, "UploadProgressRedis: ", err, NULL);
+    }
+    srv(cmd)->redis = u;
+    return NULL;
+}
+
+static const char *add_redis_pattern(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    upm_srv_conf *sc = srv(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    if (!*arg || strlen(arg) > 256 || strpbrk(arg, " \t\r\n")) {
+        return "UploadProgressRedisSubscribe: a pattern is 1 to 256 characters without "
+               "white space";
+    }
+    if (!sc->redis_patterns) {
+        sc->redis_patterns = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(sc->redis_patterns, const char *) = apr_pstrdup(cmd->pool, arg);
+    return NULL;
+}
+
+static const char *set_redis_stream(cmd_parms *cmd, void *dummy, const char *key,
+                                    const char *maxlen)
+{
+    upm_srv_conf *sc = srv(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+    if (err) {
+        return err;
+    }
+    if (!*key || strlen(key) > 512 || strpbrk(key, " \t\r\n")) {
+        return "UploadProgressRedisStream: the key is 1 to 512 characters without white space";
+    }
+    sc->redis_stream = apr_pstrdup(cmd->pool, key);
+    if (maxlen) {
+        if ((err = parse_int(maxlen, 0, 2000000000L, &v,
+                             "UploadProgressRedisStream MAXLEN", cmd->pool))) {
+            return err;
+        }
+        sc->redis_stream_maxlen = v;
+    }
+    return NULL;
+}
+
+static const char *set_redis_int(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    upm_srv_conf *sc = srv(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+    if (err) {
+        return err;
+    }
+    if ((err = parse_int(arg, 10, 60000, &v, cmd->cmd->name, cmd->pool))) {
+        return err;
+    }
+    sc->redis_timeout_ms = (int)v;
+    return NULL;
+}
+
+static const char *set_redis_backoff(cmd_parms *cmd, void *dummy, const char *a,
+                                     const char *b)
+{
+    upm_srv_conf *sc = srv(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long lo, hi;
+    if (err) {
+        return err;
+    }
+    if ((err = parse_int(a, 10, 600000, &lo, "UploadProgressRedisBackoff MIN_MS", cmd->pool))
+        || (err = parse_int(b, 10, 600000, &hi, "UploadProgressRedisBackoff MAX_MS",
+                            cmd->pool))) {
+        return err;
+    }
+    if (hi < lo) {
+        return "UploadProgressRedisBackoff: MAX_MS must not be below MIN_MS";
+    }
+    sc->redis_backoff_min_ms = (int)lo;
+    sc->redis_backoff_max_ms = (int)hi;
+    return NULL;
+}
+
+static const char *set_redis_max_message(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_off_t v;
+    if (err) {
+        return err;
+    }
+    if ((err = parse_size(arg, 256, 16 * 1024 * 1024, &v, cmd->cmd->name, cmd->pool))) {
+        return err;
+    }
+    srv(cmd)->redis_max_message = v;
+    return NULL;
+}
+
+static const char *set_redis_standby(cmd_parms *cmd, void *dummy, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    srv(cmd)->redis_standby = on ? 1 : 0;
+    return NULL;
+}
+
 #define DIR_STR(name, field, help) \
     AP_INIT_TAKE1(name, set_dir_str, (void *)APR_OFFSETOF(upm_dir_conf, field), \
                   OR_AUTHCFG | RSRC_CONF, help)
@@ -487,6 +662,23 @@ const command_rec upm_cmds[] = {
                   "Bytes of shared memory for replayed message bodies (default 8M)"),
     AP_INIT_TAKE2("UploadProgressEventMap", set_event_map, NULL, RSRC_CONF,
                   "Maps a domain event name to a message type"),
+    AP_INIT_TAKE1("UploadProgressRedis", set_redis, NULL, RSRC_CONF,
+                  "Redis to ingest events from: redis://[[user]:password@]host[:port][/db] "
+                  "or unix:/path[?db=N]"),
+    AP_INIT_ITERATE("UploadProgressRedisSubscribe", add_redis_pattern, NULL, RSRC_CONF,
+                    "Channel patterns to PSUBSCRIBE (default upload-session:* user:* "
+                    "job:* project:*)"),
+    AP_INIT_TAKE12("UploadProgressRedisStream", set_redis_stream, NULL, RSRC_CONF,
+                   "KEY [MAXLEN]: read events from this Redis stream instead of pub/sub"),
+    AP_INIT_TAKE1("UploadProgressRedisTimeout", set_redis_int, NULL, RSRC_CONF,
+                  "Milliseconds allowed to connect to Redis and for a command (default 1000)"),
+    AP_INIT_TAKE2("UploadProgressRedisBackoff", set_redis_backoff, NULL, RSRC_CONF,
+                  "MIN_MS MAX_MS: reconnect delays of the listener (default 100 2000)"),
+    AP_INIT_TAKE1("UploadProgressRedisMaxMessage", set_redis_max_message, NULL, RSRC_CONF,
+                  "Largest message taken from Redis (default 64K)"),
+    AP_INIT_FLAG("UploadProgressRedisStandby", set_redis_standby, NULL, RSRC_CONF,
+                 "Whether children that do not feed keep a pub/sub link for a lossless "
+                 "take-over (default On)"),
     AP_INIT_TAKE1("UploadProgressHeartbeat", set_dir_int, (void *)0, OR_ALL,
                   "Seconds between heartbeats on idle streams (default 15, 0 = none)"),
     AP_INIT_TAKE1("UploadProgressRetry", set_dir_int, (void *)1, OR_ALL,

@@ -6,6 +6,7 @@
 #include "httpd.h"
 #include "http_config.h"
 #include <apr_hash.h>
+#include "upm_redis_url.h"
 
 extern module AP_MODULE_DECLARE_DATA upload_progress_module;
 
@@ -27,11 +28,26 @@ extern module AP_MODULE_DECLARE_DATA upload_progress_module;
 #define UPM_DEFAULT_WS_MAX_MESSAGE (64 * 1024)
 #define UPM_DEFAULT_WRITE_TIMEOUT 30
 #define UPM_DEFAULT_MAX_PER_USER  32
+#define UPM_DEFAULT_REDIS_TIMEOUT_MS   1000
+#define UPM_DEFAULT_REDIS_BACKOFF_MIN  100
+#define UPM_DEFAULT_REDIS_BACKOFF_MAX  2000
+#define UPM_DEFAULT_REDIS_MAX_MESSAGE  (64 * 1024)
+#define UPM_DEFAULT_REDIS_STREAM_MAXLEN 100000
 
 typedef struct {
     int replay_slots;           /* 0: unset */
     apr_size_t replay_bytes;    /* 0: unset */
     apr_hash_t *event_map;      /* DomainEvent -> type overrides */
+    /* Redis ingest: global (main server) only, read by every child. */
+    upm_redis_url *redis;       /* NULL: embedded mode */
+    apr_array_header_t *redis_patterns; /* const char *; NULL: the defaults */
+    const char *redis_stream;   /* NULL: pub/sub mode */
+    long redis_stream_maxlen;   /* -1: unset; 0: the module does not trim */
+    int redis_timeout_ms;       /* -1: unset */
+    int redis_backoff_min_ms;   /* -1: unset */
+    int redis_backoff_max_ms;   /* -1: unset */
+    apr_off_t redis_max_message;/* -1: unset */
+    int redis_standby;          /* -1: unset */
     int track_slots;            /* 0: unset */
 } upm_srv_conf;
 
@@ -86,5 +102,16 @@ int upm_conf_track(const upm_dir_conf *d);
 int upm_conf_report(const upm_dir_conf *d);
 int upm_conf_track_expire(const upm_dir_conf *d);
 int upm_conf_track_slots(const upm_srv_conf *s);
+
+/* UPM_BUS_MODE_EMBEDDED, _PUBSUB or _STREAM (see upm_bus.h). */
+int upm_conf_redis_mode(const upm_srv_conf *sc);
+/* The subscribed patterns (the defaults when none were configured). */
+const char *const *upm_conf_redis_patterns(const upm_srv_conf *sc, int *n);
+int upm_conf_redis_timeout_ms(const upm_srv_conf *sc);
+int upm_conf_redis_backoff_min_ms(const upm_srv_conf *sc);
+int upm_conf_redis_backoff_max_ms(const upm_srv_conf *sc);
+apr_size_t upm_conf_redis_max_message(const upm_srv_conf *sc);
+long upm_conf_redis_stream_maxlen(const upm_srv_conf *sc);
+int upm_conf_redis_standby(const upm_srv_conf *sc);
 
 #endif

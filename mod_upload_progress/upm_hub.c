@@ -30,6 +30,8 @@ struct upm_sub {
     int closing;
     int registered;
     apr_uint64_t skip_upto;
+    int has_skip_xid;
+    upm_xid skip_xid;
     upm_throttle thr;
 };
 
@@ -51,18 +53,34 @@ upm_frame *upm_frame_make(const upm_msg *m, apr_uint64_t epoch)
     /* One allocation holding the struct and its strings: a frame outlives
      * the pool it was built from and is freed by whichever thread drops
      * the last reference, which no APR pool can own. */
-    char id[48];
-    apr_size_t idl = upm_id_format_buf(id, epoch, m->seq);
+    char id[64];
+    apr_size_t idl;
     apr_size_t tl = strlen(m->f[UPM_F_TYPE]);
     int empty = m->json_len == 2;
-    apr_size_t jl = m->json_len + idl + 7 + (empty ? 0 : 1);
-    upm_frame *f = malloc(sizeof(*f) + idl + 1 + tl + 1 + jl + 1);
+    apr_size_t jl;
+    upm_frame *f;
     char *w;
+    int has_xid = 0;
+    upm_xid xid;
 
+    if (m->ext && *m->ext && strlen(m->ext) < sizeof(id)) {
+        idl = strlen(m->ext);
+        memcpy(id, m->ext, idl + 1);
+        has_xid = upm_xid_parse(id, idl, &xid) == 0;
+    }
+    else {
+        idl = upm_id_format_buf(id, epoch, m->seq);
+    }
+    jl = m->json_len + idl + 7 + (empty ? 0 : 1);
+    f = malloc(sizeof(*f) + idl + 1 + tl + 1 + jl + 1);
     if (!f) {
         return NULL;
     }
     f->refs = 1;
+    f->has_xid = has_xid;
+    if (has_xid) {
+        f->xid = xid;
+    }
     f->seq = m->seq;
     f->is_progress = upm_event_is_progress_type(m->f[UPM_F_TYPE]);
     f->pkey = upm_msg_progress_key(m);
@@ -159,8 +177,14 @@ upm_sub *upm_hub_add(apr_pool_t *p, const upm_sub_spec *spec)
     sub->spec = *spec;
     id = spec->via == UPM_F_OWNER ? spec->user : spec->scope[spec->via];
     sub->key = apr_psprintf(p, "%c:%s", via_char(spec->via), id);
+    /* The queue grows on the follower thread while the connection's own
+     * thread allocates from p: a pool cannot serve both, so the queue is
+     * the subscriber's own memory, freed when it leaves the hub. */
     sub->qcap = 16;
-    sub->q = apr_palloc(p, sizeof(upm_frame *) * sub->qcap);
+    sub->q = malloc(sizeof(upm_frame *) * sub->qcap);
+    if (!sub->q) {
+        sub->qcap = 0;
+    }
     upm_throttle_init(&sub->thr);
     apr_thread_cond_create(&sub->cond, p);
 
@@ -192,6 +216,9 @@ void upm_hub_remove(upm_sub *sub)
     if (sub->registered) {
         index_unlink(sub);
         queue_clear(sub);
+        free(sub->q);
+        sub->q = NULL;
+        sub->qcap = 0;
         sub->registered = 0;
         hub.count--;
     }
@@ -250,6 +277,22 @@ void upm_sub_skip_upto(upm_sub *sub, apr_uint64_t upto)
     apr_thread_mutex_unlock(hub.lock);
 }
 
+void upm_sub_skip_xid(upm_sub *sub, upm_xid xid)
+{
+    apr_thread_mutex_lock(hub.lock);
+    sub->has_skip_xid = 1;
+    sub->skip_xid = xid;
+    apr_thread_mutex_unlock(hub.lock);
+}
+
+/* Sent by a replay already (from the ring, or read back from a Redis
+ * stream), or covered by a reset.  Hub lock held. */
+static int already_sent(const upm_sub *sub, const upm_frame *f)
+{
+    return f->seq <= sub->skip_upto
+           || (sub->has_skip_xid && f->has_xid && upm_xid_cmp(f->xid, sub->skip_xid) <= 0);
+}
+
 static void notify(upm_sub *sub)
 {
     if (sub->spec.notify) {
@@ -301,14 +344,17 @@ static void enqueue(upm_sub *sub, upm_frame *f)
         set_reset(sub, "overflow");
     }
     if (sub->qlen == sub->qcap) {
-        int ncap = sub->qcap * 2, i;
-        /* The old array stays in the connection's pool: growth is bounded
-         * by UPM_QUEUE_MAX_FRAMES, so the waste is at most the final size. */
-        upm_frame **nq = apr_palloc(apr_thread_cond_pool_get(sub->cond),
-                                    sizeof(upm_frame *) * ncap);
+        int ncap = sub->qcap ? sub->qcap * 2 : 16, i;
+        upm_frame **nq = malloc(sizeof(upm_frame *) * ncap);
+        if (!nq) {
+            upm_stats_add(UPM_ST_DROPPED_OVERFLOW, 1);
+            set_reset(sub, "overflow");
+            return;
+        }
         for (i = 0; i < sub->qlen; i++) {
             nq[i] = sub->q[(sub->qhead + i) % sub->qcap];
         }
+        free(sub->q);
         sub->q = nq;
         sub->qcap = ncap;
         sub->qhead = 0;
@@ -335,7 +381,7 @@ int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
             sub->qhead = (sub->qhead + 1) % sub->qcap;
             sub->qlen--;
             sub->qbytes -= f->json_len;
-            if (f->seq <= sub->skip_upto) {
+            if (already_sent(sub, f)) {
                 upm_frame_unref(f);     /* already sent by the replay */
                 continue;
             }
@@ -376,7 +422,7 @@ int upm_sub_take_merged(upm_sub *const *subs, int nsubs, upm_frame **out, int ma
         apr_uint64_t bseq = 0;
         for (i = 0; i < nsubs; i++) {
             upm_sub *s = subs[i];
-            while (s->qlen && s->q[s->qhead]->seq <= s->skip_upto) {
+            while (s->qlen && already_sent(s, s->q[s->qhead])) {
                 upm_frame *f = s->q[s->qhead];   /* already sent by a replay */
                 s->qhead = (s->qhead + 1) % s->qcap;
                 s->qlen--;
@@ -438,9 +484,18 @@ static void deliver_key(apr_pool_t *p, char kind, const char *id,
     }
 }
 
+static void reset_all(const char *reason);
+
 static void dispatch(apr_pool_t *p, const upm_msg *m, apr_uint64_t epoch)
 {
-    upm_frame *f = upm_frame_make(m, epoch);
+    upm_frame *f;
+    if (m->flags & UPM_MSG_GAP) {
+        /* The Redis ingest lost messages here (link down, feeder lost, or
+         * stream entries trimmed before they were read). */
+        reset_all("redis");
+        return;
+    }
+    f = upm_frame_make(m, epoch);
     if (!f) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, APR_ENOMEM, hub.s, APLOGNO(13020)
                      "out of memory building message %" APR_UINT64_T_FMT, m->seq);

@@ -10,6 +10,7 @@
 #include <apr_thread_cond.h>
 #include "upm_msg.h"
 #include "upm_throttle.h"
+#include "upm_redis_logic.h"
 
 /* A message as every transport of this child writes it: built once per
  * message and shared (reference-counted) by all its recipients. */
@@ -20,13 +21,16 @@ typedef struct upm_frame {
     int is_progress;
     double percent;
     apr_time_t published;
-    const char *id;             /* "<epoch>-<seq>" */
+    int has_xid;                /* Streams mode: xid is the id */
+    upm_xid xid;
+    const char *id;             /* "<epoch>-<seq>", or the stream id */
     const char *type;
     const char *json;           /* message JSON with its id */
     apr_size_t json_len;
 } upm_frame;
 
-/* Creates a frame from a message (one malloc; reference count 1). */
+/* Creates a frame from a message (one malloc; reference count 1).  The id
+ * is the message's external id when it has one, else "<epoch>-<seq>". */
 upm_frame *upm_frame_make(const upm_msg *m, apr_uint64_t epoch);
 void upm_frame_ref(upm_frame *f);
 void upm_frame_unref(upm_frame *f);
@@ -70,6 +74,9 @@ int upm_sub_throttle_pass(upm_sub *sub, const upm_frame *f);
 
 /* Frames with seq <= upto were already sent by a replay: dropped. */
 void upm_sub_skip_upto(upm_sub *sub, apr_uint64_t upto);
+/* Frames with a stream id <= xid were already sent (read from the stream
+ * itself): dropped. */
+void upm_sub_skip_xid(upm_sub *sub, upm_xid xid);
 
 /* Waits until frames are queued, a reset or close is pending, or until
  * `until` (0: does not wait).  Moves up to max queued frames, and no more

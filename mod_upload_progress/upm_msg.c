@@ -3,7 +3,8 @@
 #include <string.h>
 #include <apr_strings.h>
 
-#define UPM_MSG_VERSION 1
+#define UPM_MSG_VERSION 2
+#define UPM_EXT_MAX 63
 
 static const char *const field_names[UPM_F__COUNT] = {
     "type", "userId", "photoId", "fileId", "jobId", "sessionId", "projectId"
@@ -14,12 +15,15 @@ const char *upm_msg_field_name(int f)
     return (f >= 0 && f < UPM_F__COUNT) ? field_names[f] : NULL;
 }
 
-/* Layout: u8 version, i64 published, f64 percent, then per field a u16
- * length and the bytes with their NUL, then u32 length and the JSON with
- * its NUL.  Native byte order: the ring never leaves this host. */
+/* Layout: u8 version, u8 flags, i64 published, f64 percent, u8 length and
+ * the external id with its NUL, then per field a u16 length and the bytes
+ * with their NUL, then u32 length and the JSON with its NUL.  Native byte
+ * order: the ring never leaves this host. */
 char *upm_msg_pack(apr_pool_t *p, const upm_msg *m, apr_size_t *len)
 {
-    apr_size_t n = 1 + sizeof(apr_int64_t) + sizeof(double);
+    const char *ext = m->ext ? m->ext : "";
+    apr_size_t elen = strlen(ext) > UPM_EXT_MAX ? UPM_EXT_MAX : strlen(ext);
+    apr_size_t n = 2 + sizeof(apr_int64_t) + sizeof(double) + 1 + elen + 1;
     apr_size_t flen[UPM_F__COUNT];
     char *buf, *w;
     apr_uint32_t jl = (apr_uint32_t)m->json_len;
@@ -36,10 +40,15 @@ char *upm_msg_pack(apr_pool_t *p, const upm_msg *m, apr_size_t *len)
     n += 4 + m->json_len + 1;
     w = buf = apr_palloc(p, n);
     *w++ = UPM_MSG_VERSION;
+    *w++ = (char)(m->flags & 0xff);
     memcpy(w, &m->published, sizeof(apr_int64_t));
     w += sizeof(apr_int64_t);
     memcpy(w, &m->percent, sizeof(double));
     w += sizeof(double);
+    *w++ = (char)(elen + 1);
+    memcpy(w, ext, elen);
+    w[elen] = '\0';
+    w += elen + 1;
     for (i = 0; i < UPM_F__COUNT; i++) {
         apr_uint16_t l = (apr_uint16_t)flen[i];
         memcpy(w, &l, 2);
@@ -62,14 +71,23 @@ int upm_msg_unpack(const char *buf, apr_size_t len, upm_msg *m)
     apr_uint32_t jl;
     int i;
 
-    if (len < 1 + sizeof(apr_int64_t) + sizeof(double) || *r != UPM_MSG_VERSION) {
+    if (len < 3 + sizeof(apr_int64_t) + sizeof(double) || *r != UPM_MSG_VERSION) {
         return -1;
     }
     r++;
+    m->flags = (unsigned char)*r++;
     memcpy(&m->published, r, sizeof(apr_int64_t));
     r += sizeof(apr_int64_t);
     memcpy(&m->percent, r, sizeof(double));
     r += sizeof(double);
+    {
+        unsigned char el = (unsigned char)*r++;
+        if (el == 0 || end - r < el || r[el - 1] != '\0') {
+            return -1;
+        }
+        m->ext = r;
+        r += el;
+    }
     for (i = 0; i < UPM_F__COUNT; i++) {
         apr_uint16_t l;
         if (end - r < 2) {

@@ -14,8 +14,17 @@ enum {
     UPM_F_SESSION, UPM_F_PROJECT, UPM_F__COUNT
 };
 
+/* upm_msg.flags */
+#define UPM_MSG_GAP 0x01        /* not a message: messages may be missing
+                                 * here; every client gets a reset */
+
 typedef struct upm_msg {
     apr_uint64_t seq;           /* set by the reader, not stored */
+    unsigned flags;             /* UPM_MSG_* */
+    /* The id clients see when it is not "<epoch>-<seq>": the Redis stream
+     * entry id in Streams mode.  "" (or NULL when packing) when none.  A
+     * gap marker carries the id of the last entry before the gap. */
+    const char *ext;
     apr_time_t published;       /* when the module accepted it */
     double percent;             /* progress percent, or < 0 when none */
     const char *f[UPM_F__COUNT];/* "" when absent; NUL-terminated */

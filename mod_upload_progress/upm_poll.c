@@ -30,6 +30,8 @@ typedef struct {
     int n;
     int full;                   /* UPM_POLL_MAX_EVENTS taken: the rest next time */
     apr_uint64_t last_seq;      /* of the last message taken */
+    int has_xid;                /* Streams mode: the newest stream id taken */
+    upm_xid last_xid;
 } poll_out;
 
 static void add(poll_out *o, const char *json, apr_size_t len)
@@ -46,6 +48,10 @@ static int collect(void *baton, upm_frame *f)
     poll_out *o = baton;
     add(o, f->json, f->json_len);
     o->last_seq = f->seq;
+    if (f->has_xid && (!o->has_xid || upm_xid_cmp(f->xid, o->last_xid) > 0)) {
+        o->has_xid = 1;
+        o->last_xid = f->xid;
+    }
     upm_stats_delivered(1, -1);
     if (o->n == UPM_POLL_MAX_EVENTS) {
         o->full = 1;
@@ -171,6 +177,10 @@ int upm_poll_handler(request_rec *r)
                 if (!reset) {
                     add(&o, frames[i]->json, frames[i]->json_len);
                     cursor = frames[i]->seq;
+                    if (frames[i]->has_xid) {
+                        o.has_xid = 1;
+                        o.last_xid = frames[i]->xid;
+                    }
                     upm_stats_delivered(1, now - frames[i]->published);
                 }
                 upm_frame_unref(frames[i]);
@@ -184,7 +194,17 @@ int upm_poll_handler(request_rec *r)
     upm_hub_remove(sub);
 
     if (!last_id) {
-        last_id = upm_id_format(r->pool, upm_bus_epoch(), cursor);
+        /* In Streams mode the ids are stream ids; messages read back from
+         * the stream itself may lie past this server's ring. */
+        upm_xid x;
+        last_id = upm_bus_id_of(r->pool, cursor);
+        /* A full answer ends at its last message, the rest comes next time. */
+        if (o.has_xid && (o.full || upm_xid_parse(last_id, strlen(last_id), &x) != 0
+                          || upm_xid_cmp(o.last_xid, x) > 0)) {
+            char buf[UPM_XID_LEN];
+            upm_xid_format(buf, o.last_xid);
+            last_id = apr_pstrdup(r->pool, buf);
+        }
     }
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");

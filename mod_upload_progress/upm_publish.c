@@ -7,6 +7,7 @@
 #include "upm_event.h"
 #include "upm_jwt.h"
 #include "upm_msg.h"
+#include "upm_redis.h"
 #include "upm_stats.h"
 
 #include "http_config.h"
@@ -244,6 +245,10 @@ int upm_publish_handler(request_rec *r)
     }
     json_decref(root);
 
+    if (upm_redis_enabled()) {
+        /* Through Redis, so every server sharing it delivers the events. */
+        return upm_redis_publish(r, msgs, (int)count);
+    }
     rv = upm_emit_publish(r->pool, msgs, (int)count, seqs);
     if (rv == APR_ENOSPC) {
         return upm_json_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "too_large",

@@ -26,6 +26,7 @@ static struct {
     upm_rconn *incoming;        /* handed over, not yet seen by the thread */
     upm_rconn *ready;           /* the hub has something for these */
     upm_rconn *dead;            /* closed this turn, finalised at its end */
+    upm_rconn *graveyard;       /* finalised, pool not yet destroyed */
     upm_timerheap heap;         /* reactor thread only */
     upm_rconn *all;             /* reactor thread only */
     int count;
@@ -112,7 +113,10 @@ static void upm_suspend_connection(conn_rec *c, request_rec *r)
     if (!rc || rc->owned || !rx.lock) {
         return;
     }
-    /* From here on the MPM has let go of the connection. */
+    /* From here on the MPM has let go of the connection, but for a few
+     * stores the worker makes into its connection state after this hook
+     * returns: see bury(). */
+    rc->handed_at = apr_time_now();
     apr_thread_mutex_lock(rx.lock);
     rc->next_ready = NULL;
     rc->next = rx.incoming;
@@ -273,6 +277,45 @@ void upm_reactor_close(upm_rconn *rc, const char *reason)
     rx.dead = rc;
 }
 
+/* The worker that suspended a connection still writes into the MPM's
+ * state for it (which lives in the connection's pool) right after the
+ * suspend_connection hook returns, clearing c->sbh first.  A stream that
+ * ends at once (a token already expired, a client already gone) must not
+ * destroy that pool under it: it waits until c->sbh is cleared and a grace
+ * period has passed, far longer than those few stores take. */
+#define UPM_BURY_GRACE apr_time_from_msec(1000)
+
+static int may_destroy(const upm_rconn *rc, apr_time_t now)
+{
+    return rc->c->sbh == NULL && now - rc->handed_at >= UPM_BURY_GRACE;
+}
+
+static void bury(upm_rconn *rc)
+{
+    if (may_destroy(rc, apr_time_now())) {
+        apr_pool_destroy(rc->c->pool);
+        return;
+    }
+    rc->next_dead = rx.graveyard;
+    rx.graveyard = rc;
+}
+
+static void empty_graveyard(void)
+{
+    upm_rconn **pp = &rx.graveyard;
+    apr_time_t now = apr_time_now();
+    while (*pp) {
+        upm_rconn *rc = *pp;
+        if (may_destroy(rc, now)) {
+            *pp = rc->next_dead;
+            apr_pool_destroy(rc->c->pool);
+        }
+        else {
+            pp = &rc->next_dead;
+        }
+    }
+}
+
 static void finalize(upm_rconn *rc)
 {
     conn_rec *c = rc->c;
@@ -295,7 +338,7 @@ static void finalize(upm_rconn *rc)
     /* The MPM counts this connection as suspended: keep the state it
      * knows so its pool cleanup decrements the right counter. */
     c->cs->state = CONN_STATE_SUSPENDED;
-    apr_pool_destroy(c->pool);
+    bury(rc);
 }
 
 static void finalize_dead(void)
@@ -326,6 +369,9 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thd, void *data)
             apr_interval_time_t d = t->when - apr_time_now();
             timeout = d < 0 ? 0 : (d < timeout ? d : timeout);
         }
+        if (rx.graveyard && timeout > apr_time_from_msec(100)) {
+            timeout = apr_time_from_msec(100);
+        }
         rv = apr_pollset_poll(rx.ps, timeout, &num, &descs);
         if (rv == APR_SUCCESS) {
             for (i = 0; i < num; i++) {
@@ -349,15 +395,19 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thd, void *data)
         rx.incoming = NULL;
         rdy = rx.ready;
         rx.ready = NULL;
-        for (rc = rdy; rc; rc = rc->next_ready) {
-            rc->queued = 0;
-        }
         apr_thread_mutex_unlock(rx.lock);
 
         /* Ready ones first: a stream not handed over yet is skipped here
-         * and pumped below once it is. */
+         * and pumped below once it is.  Each leaves the list under the lock
+         * just before its pump: a notify during the pump then queues it
+         * again (onto the next list), and can never rewrite the link this
+         * walk still has to follow. */
         for (rc = rdy; rc; rc = nx) {
+            apr_thread_mutex_lock(rx.lock);
             nx = rc->next_ready;
+            rc->next_ready = NULL;
+            rc->queued = 0;
+            apr_thread_mutex_unlock(rx.lock);
             if (rc->owned && !rc->closing) {
                 rc->ops->pump(rc);
             }
@@ -390,6 +440,7 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thd, void *data)
             rc->ops->timer(rc, now);
         }
         finalize_dead();
+        empty_graveyard();
     }
     finalize_dead();
     /* The child is exiting without a graceful stop (those close every

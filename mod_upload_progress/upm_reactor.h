@@ -36,6 +36,7 @@ struct upm_rconn {
     apr_pollfd_t pfd;
     upm_timer timer;
     apr_time_t blocked_since;   /* output waiting for the socket since */
+    apr_time_t handed_at;       /* when the suspend hook ran */
     apr_interval_time_t write_timeout;
     int owned;                  /* handed over by the suspend hook */
     int in_pollset;

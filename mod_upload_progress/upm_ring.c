@@ -5,7 +5,7 @@
 #include <apr_strings.h>
 
 #define UPM_RING_MAGIC   0x55504d52u   /* "UPMR" */
-#define UPM_RING_VERSION 1u
+#define UPM_RING_VERSION 2u   /* 2: records carry flags and an external id */
 #define UPM_ALIGN(n)     (((n) + 15) & ~(apr_size_t)15)
 
 typedef struct {

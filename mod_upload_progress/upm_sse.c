@@ -77,7 +77,8 @@ static void out_frame(sse_stream *st, const upm_frame *f, int live)
     }
 }
 
-static void out_reset(sse_stream *st, const char *reason)
+/* Sends a reset and returns the sequence its id names. */
+static apr_uint64_t out_reset(sse_stream *st, const char *reason)
 {
     const char *id;
     apr_uint64_t seq;
@@ -86,7 +87,24 @@ static void out_reset(sse_stream *st, const char *reason)
     char *frame = upm_sse_frame(st->r->pool, id, "reset", data, dlen, &len);
 
     out_raw(st, frame, len);
+    /* The client re-reads its state now: whatever the ring held up to the
+     * reset's id is part of that, and is not sent again (as over
+     * WebSocket); a client that reconnects with the id misses nothing. */
+    upm_sub_skip_upto(st->sub, seq);
     upm_stats_add(UPM_ST_RESETS_SENT, 1);
+    return seq;
+}
+
+/* The frames taken along with a reset that its id already covers. */
+static void drop_covered(upm_frame **frames, int n, apr_uint64_t seq)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        if (frames[i] && frames[i]->seq <= seq) {
+            upm_frame_unref(frames[i]);
+            frames[i] = NULL;
+        }
+    }
 }
 
 static void out_retry_jitter(sse_stream *st)
@@ -163,11 +181,13 @@ static void sse_pump(upm_rconn *rc)
         n = upm_sub_take(st->sub, 0, frames, UPM_TAKE_MAX, UPM_PUMP_BYTES, &state,
                          &reason);
         if (state == UPM_SUB_RESET) {
-            out_reset(st, reason);
+            drop_covered(frames, n, out_reset(st, reason));
         }
         for (i = 0; i < n; i++) {
-            out_frame(st, frames[i], 1);
-            upm_frame_unref(frames[i]);
+            if (frames[i]) {
+                out_frame(st, frames[i], 1);
+                upm_frame_unref(frames[i]);
+            }
         }
         if (state == UPM_SUB_CLOSING) {
             out_retry_jitter(st);
@@ -255,11 +275,13 @@ static void serve_on_worker(sse_stream *st)
         n = upm_sub_take(st->sub, until, frames, UPM_TAKE_MAX, APR_SIZE_MAX, &state,
                          &reason);
         if (state == UPM_SUB_RESET) {
-            out_reset(st, reason);
+            drop_covered(frames, n, out_reset(st, reason));
         }
         for (i = 0; i < n; i++) {
-            out_frame(st, frames[i], 1);
-            upm_frame_unref(frames[i]);
+            if (frames[i]) {
+                out_frame(st, frames[i], 1);
+                upm_frame_unref(frames[i]);
+            }
         }
         now = apr_time_now();
         if (state == UPM_SUB_CLOSING) {
@@ -401,12 +423,15 @@ int upm_sse_handler(request_rec *r)
     if (ai && ai->exp) {
         st->expires = apr_time_from_sec(ai->exp);
     }
+    if (st->rc) {
+        /* Handed over even when the greeting already failed: a hub notify
+         * may have queued rc on the reactor, which must then own it (and
+         * close it) rather than find it freed with the request. */
+        return upm_reactor_suspend(st->rc);
+    }
     if (st->failed) {
         finish(st);
         return OK;
-    }
-    if (st->rc) {
-        return upm_reactor_suspend(st->rc);
     }
     serve_on_worker(st);
     finish(st);

@@ -16,7 +16,9 @@ static const char *const names[UPM_ST__COUNT] = {
     "dropped_overflow", "resets_sent", "replayed", "dispatch_lag",
     "sse_opened", "sse_closed", "slow_closed", "events_published", "events_tracked",
     "uploads_started", "uploads_completed", "uploads_failed", "upload_bytes",
-    "uploads_untracked", "poll_requests", "report_requests", "redis_reconnects"
+    "uploads_untracked", "poll_requests", "report_requests", "redis_reconnects",
+    "redis_received", "redis_refused", "redis_link_lost", "redis_gaps", "redis_takeovers",
+    "redis_published", "redis_publish_failed"
 };
 
 static const char *const failure_names[UPM_UF__COUNT] = {

@@ -31,7 +31,14 @@ typedef enum {
     UPM_ST_UPLOADS_UNTRACKED,       /* state table full: no report for it */
     UPM_ST_POLL_REQUESTS,
     UPM_ST_REPORT_REQUESTS,
-    UPM_ST_REDIS_RECONNECTS,
+    UPM_ST_REDIS_RECONNECTS,        /* the feeder's link re-established after a loss */
+    UPM_ST_REDIS_RECEIVED,          /* payloads the feeding listener took */
+    UPM_ST_REDIS_REFUSED,           /* ... of which refused (bad JSON, no owner ...) */
+    UPM_ST_REDIS_LINK_LOST,         /* the feeder's link lost */
+    UPM_ST_REDIS_GAPS,              /* gaps marked in the ring (clients reset) */
+    UPM_ST_REDIS_TAKEOVERS,         /* feeder lease changes of hands */
+    UPM_ST_REDIS_PUBLISHED,         /* events sent to Redis (publish handler, tracking) */
+    UPM_ST_REDIS_PUBLISH_FAILED,    /* sends refused: Redis unreachable */
     UPM_ST__COUNT
 } upm_stat;
 

@@ -172,6 +172,13 @@ char *upm_status_json(apr_pool_t *p, const upm_status_data *d)
     o = json_object();
     json_object_set_new(o, "link", json_string(upm_stats_redis_link_name(s->redis_link)));
     json_object_set_new(o, "reconnects", ju(s->v[UPM_ST_REDIS_RECONNECTS]));
+    json_object_set_new(o, "link_lost", ju(s->v[UPM_ST_REDIS_LINK_LOST]));
+    json_object_set_new(o, "received", ju(s->v[UPM_ST_REDIS_RECEIVED]));
+    json_object_set_new(o, "refused", ju(s->v[UPM_ST_REDIS_REFUSED]));
+    json_object_set_new(o, "gaps", ju(s->v[UPM_ST_REDIS_GAPS]));
+    json_object_set_new(o, "takeovers", ju(s->v[UPM_ST_REDIS_TAKEOVERS]));
+    json_object_set_new(o, "published", ju(s->v[UPM_ST_REDIS_PUBLISHED]));
+    json_object_set_new(o, "publish_failed", ju(s->v[UPM_ST_REDIS_PUBLISH_FAILED]));
     json_object_set_new(root, "redis", o);
 
     o = json_object();
@@ -331,6 +338,28 @@ char *upm_status_prometheus(apr_pool_t *p, const upm_status_data *d)
     }
     head(&b, "redis_reconnects_total", "counter", "Reconnections to Redis.");
     sb_add(&b, PM "redis_reconnects_total " U64 "\n", s->v[UPM_ST_REDIS_RECONNECTS]);
+    {
+        static const struct { upm_stat st; const char *name, *help; } rc[] = {
+            { UPM_ST_REDIS_LINK_LOST, "redis_link_lost_total",
+              "Times the feeding child's Redis link was lost." },
+            { UPM_ST_REDIS_RECEIVED, "redis_received_total",
+              "Messages the feeding child took from Redis." },
+            { UPM_ST_REDIS_REFUSED, "redis_refused_total",
+              "Of those, refused (invalid JSON, no owner, too large ...)." },
+            { UPM_ST_REDIS_GAPS, "redis_gaps_total",
+              "Gaps in the Redis ingest: connected clients were reset." },
+            { UPM_ST_REDIS_TAKEOVERS, "redis_takeovers_total",
+              "Times another child took over feeding the ring." },
+            { UPM_ST_REDIS_PUBLISHED, "redis_published_total",
+              "Messages sent to Redis by the publish handler and upload tracking." },
+            { UPM_ST_REDIS_PUBLISH_FAILED, "redis_publish_failed_total",
+              "Sends to Redis that failed (Redis unreachable)." },
+        };
+        for (i = 0; i < (int)(sizeof(rc) / sizeof(rc[0])); i++) {
+            head(&b, rc[i].name, "counter", rc[i].help);
+            sb_add(&b, PM "%s " U64 "\n", rc[i].name, s->v[rc[i].st]);
+        }
+    }
 
     head(&b, "ring_slots", "gauge", "Messages the replay ring can hold.");
     sb_add(&b, PM "ring_slots %u\n", d->ring_slots);

@@ -50,6 +50,34 @@ const char *upm_stream_resume_upto(apr_pool_t *p, upm_sub *const *subs, int nsub
                                    const char *last_id, upm_stream_emit_fn emit,
                                    void *baton, apr_uint64_t *upto);
 
+/* A resume that a non-blocking transport sends in steps, so that what it
+ * buffers stays bounded (a reactor must neither block nor hold a replay of
+ * the whole ring in memory). */
+typedef struct upm_resume_steps {
+    apr_uint64_t cursor;        /* ring sequence replayed up to */
+    upm_xid xid;                /* Streams mode: the client's id ... */
+    int have_xid;               /* ... also skipped at the end */
+} upm_resume_steps;
+
+/* Starts a resume from last_id.  1: the steps may start (*rs set).
+ * -1: the client needs a reset (*reason); the caller's reset makes the
+ * subscribers skip.  0: done at once, as upm_stream_resume does (Streams
+ * mode with an id older than this server's ring: read back from the
+ * stream, which cannot go in steps); *reason NULL or the reset's reason. */
+int upm_stream_resume_begin(apr_pool_t *p, upm_sub *const *subs, int nsubs,
+                            const char *last_id, upm_stream_emit_fn emit, void *baton,
+                            upm_resume_steps *rs, const char **reason);
+
+/* One step: emits, in order, the matching messages after rs->cursor until
+ * about max_bytes of JSON went out, 1024 messages were looked at, emit
+ * asked to stop or the ring's end.  Returns 0 when there is more; 1 when
+ * the replay is over (the subscribers now skip what it covered); -1 when
+ * the client needs a reset (*reason: "expired" when the ring evicted
+ * messages the steps had not reached yet, "redis" at a gap marker). */
+int upm_stream_resume_step(apr_pool_t *p, upm_sub *const *subs, int nsubs,
+                           upm_resume_steps *rs, apr_size_t max_bytes,
+                           upm_stream_emit_fn emit, void *baton, const char **reason);
+
 /* The client's last id: the Last-Event-ID header, else the query
  * parameter `param` (lastEventId for SSE, since for polling); NULL when
  * neither is given. */

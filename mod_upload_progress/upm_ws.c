@@ -1,16 +1,26 @@
 /* GET with Upgrade: websocket -> an RFC 6455 connection carrying the
  * user's messages and the subscribe protocol.
  *
- * Worker-held like the SSE stream: after the 101 this thread owns the
- * connection and polls its socket together with the pollset's wake-up,
- * which the hub triggers when frames are queued.  All writes go through
- * ws_write()/ws_flush() and the connection's output filters (so mod_ssl
- * keeps working), all reads through its input filters, non-blocking. */
+ * The worker that takes the handshake sends the 101, the connected
+ * message and a URL resume, blocking.  Then, like an SSE stream:
+ * - on the event MPM (UploadProgressAsync On) it returns SUSPENDED and the
+ *   child's reactor owns the connection (ws_rx_* below): it reads when the
+ *   socket is readable, writes without blocking when the hub has frames,
+ *   pings and closes from its timer, so an idle connection holds no
+ *   thread;
+ * - otherwise (prefork, worker, UploadProgressAsync Off) the worker keeps
+ *   it and polls its socket together with the pollset's wake-up, which the
+ *   hub triggers when frames are queued.
+ * Both modes share the reads, the protocol and the writes: all writes go
+ * through ws_write()/ws_flush() and the connection's output filters (so
+ * mod_ssl keeps working), all reads through its input filters,
+ * non-blocking. */
 #include "upm_handlers.h"
 #include "upm_auth.h"
 #include "upm_bus.h"
 #include "upm_config.h"
 #include "upm_hub.h"
+#include "upm_reactor.h"
 #include "upm_stats.h"
 #include "upm_stream.h"
 #include "upm_ws_frame.h"
@@ -33,6 +43,11 @@ APLOG_USE_MODULE(upload_progress);
 #define WS_READ_BYTES    16384
 #define WS_READS_PER_TURN 16
 #define WS_CLOSE_WAIT    apr_time_from_sec(2)
+/* Reactor mode: JSON one replay step buffers before the socket must take
+ * it, and steps or takes one pump may do before the other connections of
+ * the reactor get their turn. */
+#define WS_REPLAY_STEP_BYTES (64 * 1024)
+#define WS_PUMP_STEPS    16
 
 typedef struct ws_conn {
     request_rec *r;
@@ -59,34 +74,65 @@ typedef struct ws_conn {
     apr_uint64_t delivered;
     int more_input;                 /* input left unread at the end of a turn */
     int counted;                    /* holds a place in the per-user count */
+    upm_conn_mode mode;             /* for the connection gauges */
+    apr_interval_time_t beat;       /* ping interval (0: none) */
+    apr_time_t next_ping;
+    apr_time_t expires;             /* the token's exp (0: none) */
+    apr_time_t close_until;         /* after our close: the client's is due by */
+    const char *end;                /* why the connection ends, for the log */
+    /* Reactor mode only: */
+    upm_rconn *rc;                  /* NULL while a worker holds the connection */
+    int replaying;                  /* a resume's replay is going out in steps */
+    upm_resume_steps replay;
 } ws_conn;
 
 /* ---- output: the one place that writes to the client ----------------- */
 
-static void ws_write(ws_conn *ws, int opcode, const void *data, apr_size_t len)
+/* Worker mode: into our brigade, sent by ws_flush.  Reactor mode: into
+ * the reactor's pending brigade.  Both copy: frames may be unreferenced
+ * right after. */
+static void ws_out(ws_conn *ws, const void *data, apr_size_t len)
 {
-    unsigned char hdr[10];
-    apr_size_t hl;
-    if (ws->failed) {
+    if (ws->failed || !len) {
         return;
     }
-    hl = upm_ws_frame_header(hdr, opcode, len);
-    /* apr_brigade_write copies: frames may be unreferenced right after. */
-    if (apr_brigade_write(ws->obb, NULL, NULL, (const char *)hdr, hl) != APR_SUCCESS
-        || (len && apr_brigade_write(ws->obb, NULL, NULL, data, len) != APR_SUCCESS)) {
+    if (ws->rc) {
+        upm_reactor_buffer(ws->rc, data, len);
+    }
+    else if (apr_brigade_write(ws->obb, NULL, NULL, data, len) != APR_SUCCESS) {
         ws->failed = 1;
     }
 }
 
-static void ws_flush(ws_conn *ws)
+static void ws_write(ws_conn *ws, int opcode, const void *data, apr_size_t len)
+{
+    unsigned char hdr[10];
+    apr_size_t hl = upm_ws_frame_header(hdr, opcode, len);
+    ws_out(ws, hdr, hl);
+    ws_out(ws, data, len);
+}
+
+/* Worker mode: pushes everything out now, blocking.  Reactor mode: sends
+ * what the socket takes (no FLUSH bucket, which would make the core output
+ * filter block); 1 when output is still waiting for the socket, which the
+ * reactor then watches.  -1: the connection is gone (in reactor mode it is
+ * then closed already). */
+static int ws_flush(ws_conn *ws)
 {
     apr_status_t rv;
+    if (ws->rc) {
+        int st = ws->failed ? -1 : upm_reactor_flush(ws->rc);
+        if (st < 0) {
+            ws->failed = 1;
+        }
+        return st;
+    }
     if (ws->failed) {
         apr_brigade_cleanup(ws->obb);
-        return;
+        return -1;
     }
     if (APR_BRIGADE_EMPTY(ws->obb)) {
-        return;
+        return 0;
     }
     APR_BRIGADE_INSERT_TAIL(ws->obb, apr_bucket_flush_create(ws->c->bucket_alloc));
     rv = ap_pass_brigade(ws->c->output_filters, ws->obb);
@@ -96,6 +142,7 @@ static void ws_flush(ws_conn *ws)
                       "WebSocket %s: write failed", ws->client_id);
         ws->failed = 1;
     }
+    return ws->failed ? -1 : 0;
 }
 
 static void ws_text(ws_conn *ws, const char *json, apr_size_t len)
@@ -111,13 +158,11 @@ static void ws_close(ws_conn *ws, int code, const char *reason)
         return;
     }
     f = upm_ws_close_frame(ws->tmp, code, reason, &len);
-    /* the frame is built whole; send it raw */
-    if (!ws->failed && apr_brigade_write(ws->obb, NULL, NULL, (const char *)f, len)
-                       != APR_SUCCESS) {
-        ws->failed = 1;
-    }
+    ws_out(ws, f, len);             /* the frame is built whole; send it raw */
     ws->close_sent = 1;
     ws->close_code = code;
+    /* RFC 6455: wait a little for the client's close before the TCP one */
+    ws->close_until = apr_time_now() + WS_CLOSE_WAIT;
     ws_flush(ws);
 }
 
@@ -147,8 +192,9 @@ static int emit_frame(void *baton, upm_frame *f)
     ws->delivered++;
     /* Replayed: its age is how long the client was away, not latency. */
     upm_stats_delivered(1, -1);
-    /* a long replay must not pile up in memory */
-    if (!ws->failed && ws->obb && !APR_BRIGADE_EMPTY(ws->obb)) {
+    /* A long replay must not pile up in memory: a worker sends it as it
+     * goes; the reactor bounds it by replay steps instead. */
+    if (!ws->failed && !ws->rc && !APR_BRIGADE_EMPTY(ws->obb)) {
         apr_off_t n = 0;
         apr_brigade_length(ws->obb, 0, &n);
         if (n > 65536) {
@@ -202,7 +248,9 @@ static int deliver(ws_conn *ws)
     const char *reason = NULL;
     int n, i;
 
-    if (!ws->nsubs || ws->close_sent) {
+    /* During a replay, live frames wait queued: they are newer than what
+     * the replay sends, or duplicates its end makes the subscribers skip. */
+    if (!ws->nsubs || ws->close_sent || ws->replaying) {
         return 0;
     }
     n = upm_sub_take_merged(ws->subs, ws->nsubs, frames, WS_TAKE_MAX, &state, &reason);
@@ -225,8 +273,73 @@ static int deliver(ws_conn *ws)
     }
     if (state == UPM_SUB_CLOSING) {
         ws_close(ws, UPM_WS_CLOSE_GOING_AWAY, "server restarting");
+        ws->end = "server stopping";
     }
     return n;
+}
+
+/* ---- resume ---------------------------------------------------------- */
+
+static void resume_refused(ws_conn *ws, const char *last_id, const char *reason)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ws->r, APLOGNO(13101)
+                  "WebSocket %s: cannot resume user %s from %s: %s",
+                  ws->client_id, ws->r->user, last_id, reason);
+    ws_reset(ws, reason);
+}
+
+/* Reactor mode: one step of the replay a resume started.  The steps go
+ * out while the socket takes them (rx_output), so a replay of the whole
+ * ring never sits in memory at once. */
+static void replay_more(ws_conn *ws)
+{
+    const char *reason;
+    int st = upm_stream_resume_step(ws->tmp, ws->subs, ws->nsubs, &ws->replay,
+                                    WS_REPLAY_STEP_BYTES, emit_frame, ws, &reason);
+    if (st == 0) {
+        return;
+    }
+    /* Over: the subscribers skip what it sent, and their frames follow. */
+    ws->replaying = 0;
+    if (st < 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ws->r, APLOGNO(13500)
+                      "WebSocket %s of user %s: replay cut short (%s); resetting",
+                      ws->client_id, ws->r->user, reason);
+        ws_reset(ws, reason);
+    }
+}
+
+static void ws_resume(ws_conn *ws, const char *last_id)
+{
+    const char *reason;
+    int st;
+
+    if (!ws->rc) {
+        /* Frames queued so far are older than the replay's end or
+         * duplicates of it: the resume's skip drops them. */
+        reason = upm_stream_resume(ws->tmp, ws->subs, ws->nsubs, last_id, emit_frame, ws);
+        if (reason) {
+            resume_refused(ws, last_id, reason);
+        }
+        return;
+    }
+    /* On the reactor thread: a replay started here goes on in steps, and
+     * what it reaches replaces any replay still going out. */
+    ws->replaying = 0;
+    st = upm_stream_resume_begin(ws->tmp, ws->subs, ws->nsubs, last_id, emit_frame, ws,
+                                 &ws->replay, &reason);
+    if (st <= 0) {
+        if (reason) {
+            resume_refused(ws, last_id, reason);
+        }
+        return;
+    }
+    ws->replaying = 1;
+    /* A short replay is over at once, before the client's next message,
+     * as on a worker. */
+    if (!ws->rc->blocked_since) {
+        replay_more(ws);
+    }
 }
 
 /* ---- the client's messages ------------------------------------------- */
@@ -275,20 +388,9 @@ static void on_text(ws_conn *ws, const unsigned char *data, apr_size_t len)
         ws->nsubs = ws->proto.nsubs;
         break;
     }
-    case UPM_WSP_RESUME: {
-        const char *reason;
-        /* Frames queued so far are older than the replay's end or
-         * duplicates of it: the resume's skip drops them. */
-        reason = upm_stream_resume(ws->tmp, ws->subs, ws->nsubs, res.last_event_id,
-                                   emit_frame, ws);
-        if (reason) {
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ws->r, APLOGNO(13101)
-                          "WebSocket %s: cannot resume user %s from %s: %s",
-                          ws->client_id, ws->r->user, res.last_event_id, reason);
-            ws_reset(ws, reason);
-        }
+    case UPM_WSP_RESUME:
+        ws_resume(ws, res.last_event_id);
         return;
-    }
     case UPM_WSP_ERROR:
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ws->r, APLOGNO(13102)
                       "WebSocket %s: refused a client message: %s", ws->client_id,
@@ -305,6 +407,9 @@ static void on_text(ws_conn *ws, const unsigned char *data, apr_size_t len)
 
 static void on_event(ws_conn *ws, const upm_ws_event *ev)
 {
+    if (ws->failed) {
+        return;                     /* gone (and in reactor mode released) */
+    }
     switch (ev->kind) {
     case UPM_WS_EV_TEXT:
         if (!ws->close_sent) {
@@ -326,8 +431,11 @@ static void on_event(ws_conn *ws, const upm_ws_event *ev)
             reason[ev->len] = '\0';
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ws->r, APLOGNO(13103)
                           "WebSocket %s: client closed with %d", ws->client_id, ev->code);
-            /* Echo the code; the TCP close follows when the handler returns. */
+            /* Echo the code; the TCP close follows. */
             ws_close(ws, ev->code, NULL);
+        }
+        if (!ws->end) {
+            ws->end = "closed by the client";
         }
         ws->done = 1;
         break;
@@ -336,6 +444,9 @@ static void on_event(ws_conn *ws, const upm_ws_event *ev)
                       "WebSocket %s of user %s: %s; closing with %d", ws->client_id,
                       ws->r->user, ev->reason, ev->code);
         ws_close(ws, ev->code, ev->reason);
+        if (!ws->end) {
+            ws->end = "protocol error";
+        }
         ws->done = 1;
         break;
     default:
@@ -364,14 +475,16 @@ static int ws_read(ws_conn *ws)
                 ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, ws->r, APLOGNO(13105)
                               "WebSocket %s: read failed", ws->client_id);
             }
+            ws->end = "connection lost";
             ws->failed = 1;
             return -1;
         }
         for (b = APR_BRIGADE_FIRST(ws->ibb); b != APR_BRIGADE_SENTINEL(ws->ibb)
-             && !ws->done; b = APR_BUCKET_NEXT(b)) {
+             && !ws->done && !ws->failed; b = APR_BUCKET_NEXT(b)) {
             const char *data;
             apr_size_t len, pos = 0;
             if (APR_BUCKET_IS_EOS(b)) {
+                ws->end = "connection lost";
                 ws->failed = 1;
                 return -1;
             }
@@ -382,7 +495,7 @@ static int ws_read(ws_conn *ws)
                 ws->failed = 1;
                 return -1;
             }
-            while (pos < len && !ws->done) {
+            while (pos < len && !ws->done && !ws->failed) {
                 upm_ws_event ev;
                 pos += upm_ws_parse(&ws->parser, (const unsigned char *)data + pos,
                                     len - pos, &ev);
@@ -483,6 +596,235 @@ static const char *make_client_id(apr_pool_t *p)
     return hex;
 }
 
+/* ---- what both modes do on time and at the end ---------------------- */
+
+/* Token expiry, unanswered pings and the next ping.  Returns non-zero when
+ * the connection is closing (done set too when it gets no close wait). */
+static int ws_checks(ws_conn *ws, apr_time_t now)
+{
+    if (ws->expires && now >= ws->expires) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, ws->r, APLOGNO(13112)
+                      "WebSocket %s: token of user %s expired; closing",
+                      ws->client_id, ws->r->user);
+        ws_close(ws, UPM_WS_CLOSE_TOKEN_EXPIRED, "token expired");
+        ws->end = "token expired";
+        return 1;
+    }
+    if (ws->beat && ws->ping_unanswered && now >= ws->ping_unanswered + 2 * ws->beat) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, ws->r, APLOGNO(13113)
+                      "WebSocket %s of user %s answered no ping for %d s; closing",
+                      ws->client_id, ws->r->user, (int)apr_time_sec(2 * ws->beat));
+        ws_close(ws, UPM_WS_CLOSE_NO_PONG, "no pong");
+        ws->end = "no pong";
+        ws->done = 1;               /* an unresponsive peer gets no grace */
+        return 1;
+    }
+    if (ws->beat && now >= ws->next_ping) {
+        /* A client that does not read gets no more pings: its write
+         * timeout (reactor mode) deals with it. */
+        if (!ws->rc || !ws->rc->blocked_since) {
+            char payload[24];
+            apr_size_t pl = (apr_size_t)apr_snprintf(payload, sizeof(payload), "%"
+                                                     APR_TIME_T_FMT, now);
+            ws_write(ws, UPM_WS_OP_PING, payload, pl);
+            ws_flush(ws);
+            if (!ws->ping_unanswered) {
+                ws->ping_unanswered = now;
+            }
+        }
+        ws->next_ping = now + ws->beat;
+    }
+    return 0;
+}
+
+/* Leaves the hub and the per-user count; logs the end. */
+static void ws_release(ws_conn *ws, const char *how)
+{
+    while (ws->nsubs > 0) {
+        sub_close(ws, --ws->nsubs);
+    }
+    release_count(ws);
+    upm_stats_conn(UPM_TR_WS, ws->mode, -1);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ws->r, APLOGNO(13114)
+                  "WebSocket %s of user %s closed (%s, code %d, %" APR_UINT64_T_FMT
+                  " messages)", ws->client_id, ws->r->user, how, ws->close_code,
+                  ws->delivered);
+}
+
+/* ---- reactor mode ---------------------------------------------------- */
+
+/* Everything below runs on the reactor thread, one op at a time; ws->tmp
+ * is cleared at the end of each op. */
+
+static void rx_reschedule(ws_conn *ws)
+{
+    upm_rconn *rc = ws->rc;
+    apr_time_t when = 0;
+#define EARLIER(t) do { apr_time_t t_ = (t); if (t_ && (!when || t_ < when)) when = t_; } while (0)
+    if (ws->more_input) {
+        /* Input the filters hold (mod_ssl's decrypted bytes, or frames
+         * that came with the handshake) raises no POLLIN: read it from the
+         * timer, at once. */
+        EARLIER(apr_time_now() + 1);
+    }
+    if (ws->close_sent) {
+        EARLIER(ws->close_until);
+    }
+    else {
+        if (ws->beat) {
+            EARLIER(ws->next_ping);
+            if (ws->ping_unanswered) {
+                EARLIER(ws->ping_unanswered + 2 * ws->beat);
+            }
+        }
+        EARLIER(ws->expires);
+    }
+    if (rc->blocked_since) {
+        EARLIER(rc->blocked_since + rc->write_timeout);
+    }
+#undef EARLIER
+    upm_reactor_set_deadline(rc, when);
+}
+
+/* Sends what is waiting (a replay's next steps, the subscribers' frames)
+ * while the socket takes it. */
+static void rx_output(ws_conn *ws)
+{
+    upm_rconn *rc = ws->rc;
+    int steps;
+
+    for (steps = 0; steps < WS_PUMP_STEPS; steps++) {
+        int more = 0;
+        if (rc->closing || rc->blocked_since) {
+            return;                 /* POLLOUT brings us back */
+        }
+        if (!ws->close_sent) {
+            if (ws->replaying) {
+                replay_more(ws);
+                more = 1;
+            }
+            else {
+                more = deliver(ws) > 0;
+            }
+        }
+        if (ws_flush(ws) != 0 || !more) {
+            return;
+        }
+    }
+    /* More is waiting: the reactor's other connections go first. */
+    upm_reactor_notify(rc);
+}
+
+/* Reads what the client sent and acts on it. */
+static void rx_input(ws_conn *ws)
+{
+    upm_rconn *rc = ws->rc;
+    apr_off_t pending = 0;
+
+    ws_read(ws);
+    if (rc->closing) {
+        return;
+    }
+    if (ws->failed || ws->done) {
+        /* The client left, or the close handshake is over, or the client
+         * broke the protocol and has our close: what is written goes out
+         * with the last flush of the close. */
+        upm_reactor_close(rc, ws->end ? ws->end : "connection lost");
+        return;
+    }
+    if (rc->blocked_since) {
+        /* Answers (pongs, replies) to a client that sends but does not
+         * read would pile up: bounded like its queue of messages. */
+        apr_brigade_length(rc->bb, 0, &pending);
+        if (pending > (apr_off_t)(ws->base.max_queue_bytes + WS_REPLAY_STEP_BYTES)) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, ws->r, APLOGNO(13501)
+                          "closing WebSocket %s of user %s: it sends but does not "
+                          "read (%" APR_OFF_T_FMT " bytes of answers wait)",
+                          ws->client_id, ws->r->user, pending);
+            upm_stats_add(UPM_ST_SLOW_CLOSED, 1);
+            upm_reactor_close(rc, "sends but does not read");
+            return;
+        }
+    }
+    rx_output(ws);
+}
+
+static void ws_rx_pump(upm_rconn *rc)
+{
+    ws_conn *ws = rc->ctx;
+    if (ws->failed) {
+        /* the worker's writes failed before the hand-over */
+        upm_reactor_close(rc, "connection lost");
+    }
+    else {
+        rx_output(ws);
+        if (!rc->closing) {
+            rx_reschedule(ws);
+        }
+    }
+    apr_pool_clear(ws->tmp);
+}
+
+static void ws_rx_readable(upm_rconn *rc)
+{
+    ws_conn *ws = rc->ctx;
+    rx_input(ws);
+    if (!rc->closing) {
+        rx_reschedule(ws);
+    }
+    apr_pool_clear(ws->tmp);
+}
+
+static void ws_rx_timer(upm_rconn *rc, apr_time_t now)
+{
+    ws_conn *ws = rc->ctx;
+
+    if (ws->more_input) {
+        rx_input(ws);
+        if (rc->closing) {
+            goto out;
+        }
+    }
+    if (rc->blocked_since && now - rc->blocked_since >= rc->write_timeout) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, ws->r, APLOGNO(13502)
+                      "closing WebSocket %s of user %s: the client has not read for %"
+                      APR_TIME_T_FMT " s (UploadProgressWriteTimeout)", ws->client_id,
+                      ws->r->user, apr_time_sec(now - rc->blocked_since));
+        upm_stats_add(UPM_ST_SLOW_CLOSED, 1);
+        upm_reactor_close(rc, "slow consumer");
+        goto out;
+    }
+    if (ws->close_sent) {
+        if (now >= ws->close_until) {
+            /* RFC 6455 lets the server close TCP once it waited enough */
+            upm_reactor_close(rc, ws->end ? ws->end : "no close frame from the client");
+            goto out;
+        }
+    }
+    else if (ws_checks(ws, now) && ws->done) {
+        upm_reactor_close(rc, ws->end);
+        goto out;
+    }
+    if (!rc->closing) {
+        rx_reschedule(ws);
+    }
+out:
+    apr_pool_clear(ws->tmp);
+}
+
+static void ws_rx_closed(upm_rconn *rc, const char *reason)
+{
+    ws_conn *ws = rc->ctx;
+    ws_release(ws, reason);
+    /* Whatever op is still on the stack stops here: no more writes, and
+     * no subscriber opens after the release. */
+    ws->failed = 1;
+}
+
+static const upm_rconn_ops ws_rx_ops = {
+    ws_rx_pump, ws_rx_readable, ws_rx_timer, ws_rx_closed
+};
+
 int upm_ws_handler(request_rec *r)
 {
     upm_dir_conf *d;
@@ -493,8 +835,7 @@ int upm_ws_handler(request_rec *r)
     conn_rec *c = r->connection;
     apr_pollfd_t pfd;
     apr_status_t rv;
-    apr_interval_time_t beat;
-    apr_time_t next_ping = 0, expires = 0;
+    upm_rconn *rc = NULL;
     apr_size_t len;
     const char *s;
 
@@ -571,24 +912,34 @@ int upm_ws_handler(request_rec *r)
     }
 
     /* Everything that can fail is set up before the 101. */
-    rv = apr_pollset_create_ex(&ws->ps, 1, r->pool, APR_POLLSET_WAKEABLE, APR_POLLSET_POLL);
-    if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, APLOGNO(13109)
-                      "cannot create the WebSocket pollset");
-        return HTTP_INTERNAL_SERVER_ERROR;
+    if (upm_reactor_usable(r, upm_conf_async(d))) {
+        /* Prepared before the subscribers exist: they wake the reactor. */
+        rc = upm_reactor_prepare(r, &ws_rx_ops, ws,
+                                 apr_time_from_sec(upm_conf_write_timeout(d)));
+        ws->base.notify = upm_reactor_notify;
+        ws->base.baton = rc;
     }
-    memset(&pfd, 0, sizeof(pfd));
-    pfd.p = r->pool;
-    pfd.desc_type = APR_POLL_SOCKET;
-    pfd.desc.s = ap_get_conn_socket(c);
-    pfd.reqevents = APR_POLLIN;
-    if (!pfd.desc.s || (rv = apr_pollset_add(ws->ps, &pfd)) != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, APLOGNO(13110)
-                      "cannot poll the client connection");
-        return HTTP_INTERNAL_SERVER_ERROR;
+    else {
+        rv = apr_pollset_create_ex(&ws->ps, 1, r->pool, APR_POLLSET_WAKEABLE,
+                                   APR_POLLSET_POLL);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, APLOGNO(13109)
+                          "cannot create the WebSocket pollset");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        memset(&pfd, 0, sizeof(pfd));
+        pfd.p = r->pool;
+        pfd.desc_type = APR_POLL_SOCKET;
+        pfd.desc.s = ap_get_conn_socket(c);
+        pfd.reqevents = APR_POLLIN;
+        if (!pfd.desc.s || (rv = apr_pollset_add(ws->ps, &pfd)) != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, APLOGNO(13110)
+                          "cannot poll the client connection");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        ws->base.notify = ws_notify;
+        ws->base.baton = ws->ps;
     }
-    ws->base.notify = ws_notify;
-    ws->base.baton = ws->ps;
     apr_pool_create(&ws->tmp, r->pool);
     ws->ibb = apr_brigade_create(r->pool, c->bucket_alloc);
     ws->obb = apr_brigade_create(r->pool, c->bucket_alloc);
@@ -625,9 +976,11 @@ int upm_ws_handler(request_rec *r)
     }
     ws->subs[0] = sub_open(ws, -1, NULL, &ws->sub_pools[0]);
     ws->nsubs = 1;
-    upm_stats_conn(UPM_TR_WS, UPM_MODE_WORKER, 1);
+    ws->mode = rc ? UPM_MODE_ASYNC : UPM_MODE_WORKER;
+    upm_stats_conn(UPM_TR_WS, ws->mode, 1);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13111)
-                  "WebSocket %s open for user %s", ws->client_id, r->user);
+                  "WebSocket %s open for user %s (%s)", ws->client_id, r->user,
+                  rc ? "on the reactor" : "on its worker");
     s = upm_wsp_connected(ws->tmp, ws->client_id, start_id, &len);
     ws_text(ws, s, len);
     if (start_id) {
@@ -643,12 +996,20 @@ int upm_ws_handler(request_rec *r)
     ws_flush(ws);
     apr_pool_clear(ws->tmp);
 
-    beat = apr_time_from_sec(upm_conf_heartbeat(d));
-    if (beat) {
-        next_ping = apr_time_now() + beat;
+    ws->beat = apr_time_from_sec(upm_conf_heartbeat(d));
+    if (ws->beat) {
+        ws->next_ping = apr_time_now() + ws->beat;
     }
     if (ws->ai && ws->ai->exp) {
-        expires = apr_time_from_sec(ws->ai->exp);
+        ws->expires = apr_time_from_sec(ws->ai->exp);
+    }
+    if (rc) {
+        /* From here on the reactor owns the connection (and closes it,
+         * also when the writes above failed).  Frames that came with the
+         * handshake may wait in the input filters: read at once. */
+        ws->rc = rc;
+        ws->more_input = 1;
+        return upm_reactor_suspend(rc);
     }
     while (!ws->failed && !ws->done && !ws->close_sent) {
         apr_time_t now, wait;
@@ -665,45 +1026,22 @@ int upm_ws_handler(request_rec *r)
             break;
         }
         now = apr_time_now();
-        if (expires && now >= expires) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13112)
-                          "WebSocket %s: token of user %s expired; closing",
-                          ws->client_id, r->user);
-            ws_close(ws, UPM_WS_CLOSE_TOKEN_EXPIRED, "token expired");
+        if (ws_checks(ws, now)) {
             break;
-        }
-        if (beat && ws->ping_unanswered && now >= ws->ping_unanswered + 2 * beat) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13113)
-                          "WebSocket %s of user %s answered no ping for %d s; closing",
-                          ws->client_id, r->user, (int)apr_time_sec(2 * beat));
-            ws_close(ws, UPM_WS_CLOSE_NO_PONG, "no pong");
-            ws->done = 1;           /* an unresponsive peer gets no grace */
-            break;
-        }
-        if (beat && now >= next_ping) {
-            char payload[24];
-            apr_size_t pl = (apr_size_t)apr_snprintf(payload, sizeof(payload), "%"
-                                                     APR_TIME_T_FMT, now);
-            ws_write(ws, UPM_WS_OP_PING, payload, pl);
-            ws_flush(ws);
-            if (!ws->ping_unanswered) {
-                ws->ping_unanswered = now;
-            }
-            next_ping = now + beat;
         }
         apr_pool_clear(ws->tmp);
         if (taken == WS_TAKE_MAX || ws->more_input) {
             continue;               /* more is waiting: do not sleep */
         }
         wait = apr_time_from_sec(3600);
-        if (beat) {
-            wait = next_ping - now;
-            if (ws->ping_unanswered && ws->ping_unanswered + 2 * beat - now < wait) {
-                wait = ws->ping_unanswered + 2 * beat - now;
+        if (ws->beat) {
+            wait = ws->next_ping - now;
+            if (ws->ping_unanswered && ws->ping_unanswered + 2 * ws->beat - now < wait) {
+                wait = ws->ping_unanswered + 2 * ws->beat - now;
             }
         }
-        if (expires && expires - now < wait) {
-            wait = expires - now;
+        if (ws->expires && ws->expires - now < wait) {
+            wait = ws->expires - now;
         }
         if (wait < 0) {
             wait = 0;
@@ -713,15 +1051,7 @@ int upm_ws_handler(request_rec *r)
     if (ws->close_sent && !ws->done && !ws->failed) {
         ws_finish(ws);
     }
-    while (ws->nsubs > 0) {
-        sub_close(ws, --ws->nsubs);
-    }
-    release_count(ws);
+    ws_release(ws, ws->failed ? "connection lost" : ws->end ? ws->end : "closed");
     apr_pool_destroy(ws->tmp);
-    upm_stats_conn(UPM_TR_WS, UPM_MODE_WORKER, -1);
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(13114)
-                  "WebSocket %s of user %s closed (%s, code %d, %" APR_UINT64_T_FMT
-                  " messages)", ws->client_id, r->user,
-                  ws->failed ? "connection lost" : "closed", ws->close_code, ws->delivered);
     return OK;
 }

@@ -11,6 +11,9 @@ PKGS="build-essential autoconf automake libtool pkg-config curl openssl
 # Debian's own packages are the fallback).
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
+# bench/run.sh also needs nginx with nchan (the peer it measures against) and
+# libcrypto headers for its load client.
+[ "${1:-}" = bench ] && PKGS="$PKGS nginx libnginx-mod-nchan libssl-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -28,3 +31,4 @@ DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recomme
 # start their own instances on loopback.
 $SUDO service apache2 stop >/dev/null 2>&1 || true
 $SUDO service redis-server stop >/dev/null 2>&1 || true
+$SUDO service nginx stop >/dev/null 2>&1 || true

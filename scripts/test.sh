@@ -30,8 +30,9 @@ fi
 echo "== Apache::Test suite, streams on the reactor"
 run_suite
 echo "== Apache::Test suite, UploadProgressAsync Off"
-# t/reactor.t asserts that streams do not hold workers: not this mode's.
-run_suite -defines UPM_SYNC $(ls t/*.t | grep -v '^t/reactor\.t$')
+# t/reactor.t and t/ws_reactor.t assert that streams do not hold workers
+# (and the reactor's write timeout): not this mode's.
+run_suite -defines UPM_SYNC $(ls t/*.t | grep -v -e '^t/reactor\.t$' -e '^t/ws_reactor\.t$')
 
 echo "== Browser client, React hooks and the demo in Chromium"
 # npm devDependencies from the lockfile; the client itself has none.

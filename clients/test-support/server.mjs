@@ -67,24 +67,52 @@ export function childPids(pid) {
   return out;
 }
 
-export async function startServer({ port, extraConf = [], name = `upm-clients-${port}` } = {}) {
+// redisPort: also start a redis-server there and feed the module from it
+// (the demo's -DUPM_REDIS), as scripts/demo.sh --redis does.
+export async function startServer({ port, extraConf = [], name = `upm-clients-${port}`, redisPort = 0 } = {}) {
   const root = join(tmpdir(), name);
   rmSync(join(root, 'logs'), { recursive: true, force: true });
-  await run(join(TOP, 'scripts/demo-conf.sh'), [root, String(port), ...extraConf]);
+  await run(join(TOP, 'scripts/demo-conf.sh'), [root, String(port), ...extraConf],
+    { env: { ...process.env, REDIS_PORT: String(redisPort || 6390) } });
   const conf = join(root, 'conf/httpd.conf');
+  const defines = redisPort ? ['-DUPM_REDIS'] : [];
   const old = pidOf(root);
   if (alive(old)) {
     await run(HTTPD, ['-f', conf, '-k', 'stop']).catch(() => {});
     for (let i = 0; i < 50 && alive(old); i++) await sleep(100);
   }
-  await run(HTTPD, ['-f', conf, '-k', 'start']);
-  const base = `http://127.0.0.1:${port}`;
-  let up = false;
-  for (let i = 0; i < 50 && !up; i++) {
-    up = await answers(`${base}/demo-config.json`, 1000);
-    if (!up) await sleep(100);
+  const redisPid = join(root, 'redis.pid');
+  if (redisPort) {
+    await run('redis-server', ['--bind', '127.0.0.1', '--port', String(redisPort), '--save', '',
+      '--appendonly', 'no', '--daemonize', 'yes', '--pidfile', redisPid,
+      '--logfile', join(root, 'logs/redis.log')]);
+    let ok = false;
+    for (let i = 0; i < 50 && !ok; i++) {
+      ok = await run('redis-cli', ['-p', String(redisPort), 'ping']).then((r) => r.stdout.trim() === 'PONG', () => false);
+      if (!ok) await sleep(100);
+    }
+    if (!ok) throw new Error(`redis-server on ${redisPort} did not answer`);
   }
-  if (!up) throw new Error(`httpd on ${port} did not answer: see ${root}/logs/error_log`);
+  const stopRedis = async () => {
+    let pid = 0;
+    try { pid = Number(readFileSync(redisPid, 'utf8').trim()); } catch { return; }
+    if (!alive(pid)) return;
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 50 && alive(pid); i++) await sleep(100);
+  };
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await run(HTTPD, [...defines, '-f', conf, '-k', 'start']);
+    let up = false;
+    for (let i = 0; i < 50 && !up; i++) {
+      up = await answers(`${base}/demo-config.json`, 1000);
+      if (!up) await sleep(100);
+    }
+    if (!up) throw new Error(`httpd on ${port} did not answer: see ${root}/logs/error_log`);
+  } catch (e) {
+    await stopRedis();
+    throw e;
+  }
   const secret = readFileSync(join(root, 'secret'), 'utf8').split('\n')[0];
 
   const server = {
@@ -110,7 +138,7 @@ export async function startServer({ port, extraConf = [], name = `upm-clients-${
     // retry:, WebSocket with 1001); the replay ring and its ids survive.
     async graceful() {
       const before = childPids(pidOf(root));
-      await run(HTTPD, ['-f', conf, '-k', 'graceful']);
+      await run(HTTPD, [...defines, '-f', conf, '-k', 'graceful']);
       // Wait until new children serve requests.
       for (let i = 0; i < 100; i++) {
         const now = childPids(pidOf(root));
@@ -130,13 +158,15 @@ export async function startServer({ port, extraConf = [], name = `upm-clients-${
     errorLog: () => readFileSync(join(root, 'logs/error_log'), 'utf8'),
     async stop() {
       const p = pidOf(root);
-      if (!alive(p)) return;
-      try {
-        server.signalAll('SIGCONT');
-      } catch { /* not stopped */ }
-      await run(HTTPD, ['-f', conf, '-k', 'stop']).catch(() => {});
-      for (let i = 0; i < 100 && alive(p); i++) await sleep(100);
-      if (alive(p)) process.kill(p, 'SIGKILL');
+      if (alive(p)) {
+        try {
+          server.signalAll('SIGCONT');
+        } catch { /* not stopped */ }
+        await run(HTTPD, [...defines, '-f', conf, '-k', 'stop']).catch(() => {});
+        for (let i = 0; i < 100 && alive(p); i++) await sleep(100);
+        if (alive(p)) process.kill(p, 'SIGKILL');
+      }
+      await stopRedis();
     },
   };
   return server;

@@ -42,6 +42,19 @@ static void test_pack(apr_pool_t *p)
         UPM_CHECK_INT(upm_msg_unpack(buf, len, &u), -1);
     }
 
+    /* Flags and the external (stream) id travel with the record. */
+    UPM_CHECK_INT(u.flags, 0);
+    UPM_CHECK_STR(u.ext, "");
+    m.flags = UPM_MSG_GAP;
+    m.ext = "1700000000000-5";
+    buf = upm_msg_pack(p, &m, &len);
+    UPM_CHECK_INT(upm_msg_unpack(buf, len, &u), 0);
+    UPM_CHECK_INT(u.flags, UPM_MSG_GAP);
+    UPM_CHECK_STR(u.ext, "1700000000000-5");
+    UPM_CHECK_STR(u.json, m.json);
+    m.flags = 0;
+    m.ext = NULL;
+
     j = upm_msg_json_with_id(p, &m, "17-5", &jl);
     UPM_CHECK_STR(j, "{\"id\":\"17-5\",\"type\":\"upload_progress\",\"progress\":45.5}");
     UPM_CHECK_INT(jl, strlen(j));

@@ -18,7 +18,7 @@ use warnings;
 
 use IO::Socket::INET;
 use IO::Select;
-use Socket qw(IPPROTO_TCP TCP_NODELAY);
+use Socket qw(IPPROTO_TCP TCP_NODELAY SOL_SOCKET SO_RCVBUF inet_aton pack_sockaddr_in);
 use MIME::Base64 qw(encode_base64);
 use Digest::SHA qw(sha1_base64);
 use Time::HiRes qw(time sleep);
@@ -30,18 +30,30 @@ my $JSON = JSON->new->utf8->canonical;
 my $GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 # connect($path, token => $t, headers => {Name => value or undef to omit},
-#         timeout => 5, http10 => 0, method => 'GET', early => $bytes)
+#         timeout => 5, http10 => 0, method => 'GET', early => $bytes,
+#         port => the test server's, rcvbuf => bytes)
 # Default headers make a valid handshake; give one as undef to leave it
 # out.  ->status is the response status (undef when none came in time).
+# rcvbuf: a small receive buffer, set before connecting, so that a client
+# that stops reading stalls the server's writes soon.
 sub connect {
     my ($class, $path, %o) = @_;
     my $timeout = defined $o{timeout} ? $o{timeout} : 5;
+    my $port = $o{port} || UPM::Test::port();
     my $self = bless { buf => '', eof => 0, frames => [], status => undef,
                        headers => {}, body => '', path => $path }, $class;
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                     PeerPort => UPM::Test::port(),
-                                     Proto => 'tcp', Timeout => $timeout)
-        or die "connect 127.0.0.1: $!";
+    my $sock;
+    if ($o{rcvbuf}) {
+        $sock = IO::Socket::INET->new(Proto => 'tcp') or die "socket: $!";
+        setsockopt($sock, SOL_SOCKET, SO_RCVBUF, $o{rcvbuf}) or die "SO_RCVBUF: $!";
+        $sock->connect(pack_sockaddr_in($port, inet_aton('127.0.0.1')))
+            or die "connect 127.0.0.1:$port: $!";
+    }
+    else {
+        $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                      Proto => 'tcp', Timeout => $timeout)
+            or die "connect 127.0.0.1:$port: $!";
+    }
     setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1);
     $sock->blocking(0);
     $self->{sock} = $sock;
@@ -49,7 +61,7 @@ sub connect {
     my $key = encode_base64(join('', map { chr int rand 256 } 1 .. 16), '');
     $self->{key} = $key;
     my %h = (
-        'Host' => '127.0.0.1:' . UPM::Test::port(),
+        'Host' => "127.0.0.1:$port",
         'Upgrade' => 'websocket',
         'Connection' => 'Upgrade',
         'Sec-WebSocket-Key' => $key,
@@ -347,13 +359,14 @@ sub wait_eof {
 sub sock { $_[0]{sock} }
 
 # For many connections at once: reads what one has (without waiting),
-# answers its pings, and appends its text messages, decoded, to
-# ->{inbox}; a close frame sets ->{closed_with}.
+# answers its pings (counted in ->{pings}), and appends its text messages,
+# decoded, to ->{inbox}; a close frame sets ->{closed_with}.
 sub collect {
     my ($self) = @_;
     $self->_fill(0);
     while (my $f = $self->_parse) {
         if ($f->{opcode} == 9) {
+            $self->{pings}++;
             $self->send_frame(opcode => 10, payload => $f->{payload});
         }
         elsif ($f->{opcode} == 1) {

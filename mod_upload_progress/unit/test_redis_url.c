@@ -1,0 +1,123 @@
+#include <apr_general.h>
+#include <apr_strings.h>
+#include "upm_redis_url.h"
+#include "upm_test.h"
+
+static apr_pool_t *p;
+
+static const char *ok(const char *s, upm_redis_url *u)
+{
+    const char *err = upm_redis_url_parse(p, s, u);
+    if (err) {
+        fprintf(stderr, "unexpected refusal of %s: %s\n", s, err);
+    }
+    return err;
+}
+
+static void test_tcp(void)
+{
+    upm_redis_url u;
+    UPM_CHECK(ok("redis://127.0.0.1:6391/2", &u) == NULL);
+    UPM_CHECK_INT(u.is_unix, 0);
+    UPM_CHECK_STR(u.host, "127.0.0.1");
+    UPM_CHECK_INT(u.port, 6391);
+    UPM_CHECK_INT(u.db, 2);
+    UPM_CHECK(u.password == NULL && u.user == NULL);
+
+    UPM_CHECK(ok("redis://redis.internal", &u) == NULL);
+    UPM_CHECK_STR(u.host, "redis.internal");
+    UPM_CHECK_INT(u.port, 6379);
+    UPM_CHECK_INT(u.db, 0);
+
+    UPM_CHECK(ok("REDIS://h:1/", &u) == NULL);
+    UPM_CHECK_INT(u.port, 1);
+    UPM_CHECK_INT(u.db, 0);
+
+    UPM_CHECK(ok("redis://", &u) == NULL);
+    UPM_CHECK_STR(u.host, "127.0.0.1");
+
+    /* Password alone, user and password, escapes, '@' in the password. */
+    UPM_CHECK(ok("redis://:s3cret@h:7000/1", &u) == NULL);
+    UPM_CHECK(u.user == NULL);
+    UPM_CHECK_STR(u.password, "s3cret");
+    UPM_CHECK(ok("redis://app:pa%40ss%2Fw@h", &u) == NULL);
+    UPM_CHECK_STR(u.user, "app");
+    UPM_CHECK_STR(u.password, "pa@ss/w");
+    UPM_CHECK(ok("redis://a:b@c@h:9", &u) == NULL);
+    UPM_CHECK_STR(u.password, "b@c");
+    UPM_CHECK_STR(u.host, "h");
+    UPM_CHECK(ok("redis://token@h", &u) == NULL);
+    UPM_CHECK_STR(u.password, "token");
+    UPM_CHECK(ok("redis://:@h", &u) == NULL);
+    UPM_CHECK(u.password == NULL);
+
+    /* IPv6. */
+    UPM_CHECK(ok("redis://[::1]:6390/3", &u) == NULL);
+    UPM_CHECK_STR(u.host, "::1");
+    UPM_CHECK_INT(u.port, 6390);
+    UPM_CHECK_INT(u.db, 3);
+    UPM_CHECK_STR(upm_redis_url_display(p, &u), "redis://[::1]:6390/3");
+
+    /* The password never shows in logs. */
+    UPM_CHECK(ok("redis://app:topsecret@h:1/4", &u) == NULL);
+    UPM_CHECK_STR(upm_redis_url_display(p, &u), "redis://app:***@h:1/4");
+    UPM_CHECK(strstr(upm_redis_url_display(p, &u), "topsecret") == NULL);
+
+    /* db as a query parameter works for TCP too. */
+    UPM_CHECK(ok("redis://h?db=5", &u) == NULL);
+    UPM_CHECK_INT(u.db, 5);
+}
+
+static void test_unix(void)
+{
+    upm_redis_url u;
+    UPM_CHECK(ok("unix:/run/redis/redis.sock", &u) == NULL);
+    UPM_CHECK_INT(u.is_unix, 1);
+    UPM_CHECK_STR(u.path, "/run/redis/redis.sock");
+    UPM_CHECK_INT(u.db, 0);
+    UPM_CHECK(ok("unix:///tmp/r.sock?db=3", &u) == NULL);
+    UPM_CHECK_STR(u.path, "/tmp/r.sock");
+    UPM_CHECK_INT(u.db, 3);
+    UPM_CHECK(ok("unix:/tmp/r.sock?db=1&password=p%26q&user=u", &u) == NULL);
+    UPM_CHECK_STR(u.password, "p&q");
+    UPM_CHECK_STR(u.user, "u");
+    UPM_CHECK_STR(upm_redis_url_display(p, &u), "unix:/tmp/r.sock?db=1&password=***");
+}
+
+static void test_refused(void)
+{
+    upm_redis_url u;
+    const char *e;
+    static const char *const bad[] = {
+        "", "http://h", "h:6379", "redis://h:0", "redis://h:65536", "redis://h:x",
+        "redis://h:/", "redis://h/db", "redis://h/-1", "redis://h/1x", "redis://[::1",
+        "redis://[]:1", "redis://h h", "redis://h/1#x", "redis://:p%4@h", "redis://:p%zz@h",
+        "redis://:p%00@h", "redis://h?foo=1", "redis://h?db", "unix:relative.sock",
+        "unix:", "unix:/", "unix:/s?db=x", "redis://[::1]x:1", NULL
+    };
+    int i;
+    for (i = 0; bad[i]; i++) {
+        e = upm_redis_url_parse(p, bad[i], &u);
+        if (!e) {
+            fprintf(stderr, "accepted bad URL '%s'\n", bad[i]);
+        }
+        UPM_CHECK(e != NULL);
+    }
+    UPM_CHECK(upm_redis_url_parse(p, NULL, &u) != NULL);
+    e = upm_redis_url_parse(p, "rediss://h:6380", &u);
+    UPM_CHECK(e && strstr(e, "TLS") && strstr(e, "stunnel"));
+    e = upm_redis_url_parse(p, "redis://h:70000", &u);
+    UPM_CHECK(e && strstr(e, "1 to 65535"));
+}
+
+int main(void)
+{
+    apr_initialize();
+    apr_pool_create(&p, NULL);
+    test_tcp();
+    test_unix();
+    test_refused();
+    apr_pool_destroy(p);
+    apr_terminate();
+    UPM_TEST_DONE("test_redis_url");
+}

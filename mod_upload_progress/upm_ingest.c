@@ -1,0 +1,144 @@
+#include "upm_ingest.h"
+#include "upm_event.h"
+#include "upm_redis_logic.h"
+
+#include <string.h>
+#include <apr_strings.h>
+#include <jansson.h>
+
+/* Same rendering as the publish handler, so a message is byte for byte
+ * the same whichever way it came in. */
+#define UPM_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
+static const char *const names[UPM_IN__COUNT] = {
+    "ok", "too_large", "invalid_json", "not_an_object", "no_owner",
+    "owner_conflict", "bad_event", "no_payload"
+};
+
+const char *upm_ingest_name(upm_ingest_status st)
+{
+    return st < UPM_IN__COUNT ? names[st] : "unknown";
+}
+
+static double message_percent(json_t *msg)
+{
+    json_t *v = json_object_get(msg, "progress");
+    if (!json_is_number(v)) {
+        v = json_object_get(msg, "progressPercent");
+    }
+    return json_is_number(v) ? json_number_value(v) : -1.0;
+}
+
+upm_ingest_status upm_ingest(apr_pool_t *p, const char *data, apr_size_t len,
+                             const char *owner_hint, apr_hash_t *event_map,
+                             apr_size_t max, apr_time_t now, upm_msg *out,
+                             const char **err)
+{
+    json_t *ev, *msg = NULL;
+    json_error_t jerr;
+    const char *owner = NULL;
+    upm_event_status st;
+    char *text;
+    int f;
+
+    if (len > max) {
+        *err = apr_psprintf(p, "%" APR_SIZE_T_FMT " bytes, more than the %" APR_SIZE_T_FMT
+                            " taken", len, max);
+        return UPM_IN_TOO_LARGE;
+    }
+    /* REJECT_DUPLICATES: which of two "userId" members would win is
+     * exactly the kind of ambiguity isolation cannot afford. */
+    ev = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!ev) {
+        *err = apr_psprintf(p, "invalid JSON at position %d: %s", jerr.position, jerr.text);
+        return UPM_IN_BAD_JSON;
+    }
+    if (!json_is_object(ev)) {
+        json_decref(ev);
+        *err = "the payload is JSON but not an object";
+        return UPM_IN_NOT_OBJECT;
+    }
+    st = upm_event_normalize(p, ev, event_map, owner_hint, now, &msg, &owner, err);
+    json_decref(ev);
+    if (st == UPM_EV_NO_OWNER) {
+        return UPM_IN_NO_OWNER;
+    }
+    if (st != UPM_EV_OK) {
+        return st == UPM_EV_NOT_OBJECT ? UPM_IN_NOT_OBJECT : UPM_IN_BAD_EVENT;
+    }
+    if (owner_hint && *owner_hint && strcmp(owner, owner_hint) != 0) {
+        /* An event on user:alice that names bob is a publisher bug; taking
+         * either side could show one user's event to another. */
+        json_decref(msg);
+        *err = apr_psprintf(p, "userId \"%s\" differs from the channel's user \"%s\"",
+                            owner, owner_hint);
+        return UPM_IN_OWNER_CONFLICT;
+    }
+    text = json_dumps(msg, UPM_DUMP_FLAGS);
+    if (!text) {
+        json_decref(msg);
+        *err = "out of memory";
+        return UPM_IN_BAD_EVENT;
+    }
+    memset(out, 0, sizeof(*out));
+    out->published = now;
+    out->percent = message_percent(msg);
+    for (f = 0; f < UPM_F__COUNT; f++) {
+        const char *s = json_string_value(json_object_get(msg, upm_msg_field_name(f)));
+        out->f[f] = apr_pstrdup(p, s ? s : "");
+    }
+    out->f[UPM_F_OWNER] = owner;
+    out->json_len = strlen(text);
+    out->json = apr_pstrmemdup(p, text, out->json_len);
+    out->ext = "";
+    free(text);
+    json_decref(msg);
+    if (out->json_len > max) {
+        /* Normalisation adds a little (type, timestamp, progress). */
+        *err = apr_psprintf(p, "%" APR_SIZE_T_FMT " bytes once normalised, more than the %"
+                            APR_SIZE_T_FMT " taken", out->json_len, max);
+        return UPM_IN_TOO_LARGE;
+    }
+    return UPM_IN_OK;
+}
+
+static int is(const char *s, apr_size_t n, const char *lit)
+{
+    return n == strlen(lit) && memcmp(s, lit, n) == 0;
+}
+
+int upm_ingest_stream_fields(apr_pool_t *p, apr_size_t n, const char *const *nm,
+                             const apr_size_t *nl, const char *const *v,
+                             const apr_size_t *vl, const char **data,
+                             apr_size_t *dlen, const char **owner_hint)
+{
+    const char *payload = NULL, *user = NULL, *chan_user = NULL;
+    apr_size_t plen = 0, i;
+    int prio = 0;
+
+    for (i = 0; i < n; i++) {
+        if (is(nm[i], nl[i], "data")) {
+            payload = v[i];
+            plen = vl[i];
+            prio = 2;
+        }
+        else if (prio < 2 && is(nm[i], nl[i], "payload")) {
+            payload = v[i];
+            plen = vl[i];
+            prio = 1;
+        }
+        else if (is(nm[i], nl[i], "userId") && vl[i] > 0) {
+            user = apr_pstrmemdup(p, v[i], vl[i]);
+        }
+        else if (is(nm[i], nl[i], "channel")) {
+            chan_user = upm_channel_owner(p, v[i], vl[i]);
+        }
+    }
+    *owner_hint = user ? user : chan_user;
+    if (!payload) {
+        return -1;
+    }
+    *data = payload;
+    *dlen = plen;
+    return 0;
+}
