@@ -380,9 +380,9 @@ int upm_sse_handler(request_rec *r)
         /* Where the stream starts, taken before the subscriber exists:
          * whatever is published from here on reaches the client either
          * live or by the replay from here below. */
-        apr_uint64_t start, oldest;
-        upm_bus_state(&start, &oldest);
-        start_id = upm_id_format(r->pool, upm_bus_epoch(), start);
+        apr_uint64_t start;
+        /* The newest id as clients see it: a stream id in Streams mode. */
+        start_id = upm_bus_newest(r->pool, &start);
     }
     st->sub = upm_hub_add(r->pool, &spec);
     upm_stats_add(UPM_ST_SSE_OPENED, 1);

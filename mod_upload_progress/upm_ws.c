@@ -970,9 +970,9 @@ int upm_ws_handler(request_rec *r)
         /* Where the stream starts, taken before the subscriber exists:
          * what is published from here on arrives live or by the replay
          * below, and the client learns the id to resume from. */
-        apr_uint64_t start, oldest;
-        upm_bus_state(&start, &oldest);
-        start_id = upm_id_format(r->pool, upm_bus_epoch(), start);
+        apr_uint64_t start;
+        /* The newest id as clients see it: a stream id in Streams mode. */
+        start_id = upm_bus_newest(r->pool, &start);
     }
     ws->subs[0] = sub_open(ws, -1, NULL, &ws->sub_pools[0]);
     ws->nsubs = 1;
