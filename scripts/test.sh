@@ -4,7 +4,9 @@
 # (FUZZ_SECONDS per harness, default 60; 0 skips) and runs the Apache::Test
 # suite against a real httpd with the module just built, twice: streams on
 # the event-MPM reactor (the default), then with UploadProgressAsync Off
-# (each stream on its worker thread).  Run as root, or as a user who may
+# (each stream on its worker thread), and a third time with the module
+# built with ASan + UBSan (make check-asan: fails on any sanitizer report
+# naming the module; CHECK_ASAN=0 skips it).  Run as root, or as a user who may
 # sudo apt-get.
 set -eu
 cd "$(dirname "$0")/.."
@@ -30,3 +32,7 @@ echo "== Apache::Test suite, UploadProgressAsync Off"
 # t/reactor.t and t/ws_reactor.t assert that streams do not hold workers
 # (and the reactor's write timeout): not this mode's.
 run_suite -defines UPM_SYNC $(ls t/*.t | grep -v -e '^t/reactor\.t$' -e '^t/ws_reactor\.t$')
+echo "== Apache::Test suite, module built with ASan + UBSan (make check-asan)"
+if [ "${CHECK_ASAN:-1}" != 0 ]; then
+    make -s check-asan
+fi
