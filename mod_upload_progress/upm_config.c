@@ -83,6 +83,7 @@ void *upm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
      * keys must not silently also trust its parent's. */
     MERGE_PTR(keys);
     MERGE_PTR(issuer);
+    MERGE_PTR(publish_rate);
     MERGE_PTR(audience);
     MERGE_PTR(user_claim);
     MERGE_PTR(token_param);
@@ -321,6 +322,26 @@ static const char *set_throttle(cmd_parms *cmd, void *dv, const char *arg)
                             "from 0 to 100, not '%s'", arg);
     }
     d->throttle = v;
+    return NULL;
+}
+
+static const char *set_publish_rate(cmd_parms *cmd, void *dv, const char *arg)
+{
+    upm_dir_conf *d = dv;
+    char *end;
+    double v = strtod(arg, &end);
+    upm_rate_bucket *b;
+    if (end == arg || *end || !(v >= 0) || v > 1e9) {
+        return apr_psprintf(cmd->pool, "UploadProgressPublishRate must be a number of "
+                            "events per second (0 = no limit), not '%s'", arg);
+    }
+    b = apr_pcalloc(cmd->pool, sizeof(*b));
+    upm_rate_init(&b->rate, v);
+    if (apr_thread_mutex_create(&b->lock, APR_THREAD_MUTEX_DEFAULT, cmd->pool)
+        != APR_SUCCESS) {
+        return "UploadProgressPublishRate: cannot create a mutex";
+    }
+    d->publish_rate = b;
     return NULL;
 }
 
@@ -685,6 +706,9 @@ const command_rec upm_cmds[] = {
                   "Reconnect delay advertised to SSE clients, in ms (default 3000)"),
     AP_INIT_TAKE1("UploadProgressThrottle", set_throttle, NULL, OR_ALL,
                   "Smallest progress step, in percent, sent to a connection (default 1)"),
+    AP_INIT_TAKE1("UploadProgressPublishRate", set_publish_rate, NULL, OR_ALL,
+                  "Events per second one child accepts on a publish location before "
+                  "answering 429 (default 0 = no limit)"),
     AP_INIT_TAKE1("UploadProgressMaxEventSize", set_dir_size, (void *)0, OR_ALL,
                   "Largest accepted event in bytes (default 64K)"),
     AP_INIT_TAKE1("UploadProgressSendQueue", set_dir_size, (void *)1, OR_ALL,

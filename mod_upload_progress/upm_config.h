@@ -7,6 +7,8 @@
 #include "http_config.h"
 #include <apr_hash.h>
 #include "upm_redis_url.h"
+#include "upm_rate.h"
+#include <apr_thread_mutex.h>
 
 extern module AP_MODULE_DECLARE_DATA upload_progress_module;
 
@@ -74,7 +76,15 @@ typedef struct {
     int async;                  /* -1: unset */
     int write_timeout;          /* seconds; -1: unset */
     int max_per_user;           /* -1: unset; 0: no limit */
+    /* UploadProgressPublishRate: one bucket per <Location> that sets it,
+     * per child (each child has its own copy after the fork). */
+    struct upm_rate_bucket *publish_rate;   /* NULL: unset */
 } upm_dir_conf;
+
+typedef struct upm_rate_bucket {
+    upm_rate rate;
+    apr_thread_mutex_t *lock;
+} upm_rate_bucket;
 
 void *upm_create_srv_conf(apr_pool_t *p, server_rec *s);
 void *upm_merge_srv_conf(apr_pool_t *p, void *base, void *add);

@@ -245,6 +245,24 @@ int upm_publish_handler(request_rec *r)
     }
     json_decref(root);
 
+    if (d->publish_rate) {
+        int retry = 1, ok;
+        apr_thread_mutex_lock(d->publish_rate->lock);
+        ok = upm_rate_take(&d->publish_rate->rate, (double)count, now, &retry);
+        apr_thread_mutex_unlock(d->publish_rate->lock);
+        if (!ok) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13600)
+                          "publish refused: more than %g events per second "
+                          "(UploadProgressPublishRate), retry after %d s",
+                          d->publish_rate->rate.rate, retry);
+            apr_table_setn(r->err_headers_out, "Retry-After",
+                           apr_itoa(r->pool, retry));
+            return upm_json_error(r, HTTP_TOO_MANY_REQUESTS, "rate_limited",
+                                  "too many events: retry after the Retry-After "
+                                  "header's seconds", -1);
+        }
+    }
+
     if (upm_redis_enabled()) {
         /* Through Redis, so every server sharing it delivers the events. */
         return upm_redis_publish(r, msgs, (int)count);

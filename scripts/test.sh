@@ -6,9 +6,11 @@
 # the event-MPM reactor (the default), then with UploadProgressAsync Off
 # (each stream on its worker thread); then the browser client's and React
 # hooks' tests (node --test, each file starting its own httpd) and the demo
-# page in headless Chromium.  Run as root, or as a user who may sudo
-# apt-get.  Ports of the node tests: UPM_TEST_PORT (8660), UPM_REACT_PORT
-# (8661), UPM_E2E_PORT (8662).
+# page in headless Chromium; and last the suite again with the module built
+# with ASan + UBSan (make check-asan: fails on any sanitizer report naming
+# the module; CHECK_ASAN=0 skips it).  Run as root, or as a user who may
+# sudo apt-get.  Ports of the node tests: UPM_TEST_PORT (8660),
+# UPM_REACT_PORT (8661), UPM_E2E_PORT (8662).
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -38,3 +40,8 @@ echo "== Browser client, React hooks and the demo in Chromium"
 # npm devDependencies from the lockfile; the client itself has none.
 (cd clients && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 (cd clients && node --test --test-concurrency=1 js/test/ react/test/ demo/test/)
+
+echo "== Apache::Test suite, module built with ASan + UBSan (make check-asan)"
+if [ "${CHECK_ASAN:-1}" != 0 ]; then
+    make -s check-asan
+fi

@@ -61,7 +61,8 @@ sub _write_conf {
     my ($self) = @_;
     my $o = $self->{o};
     my $mods = '/usr/lib/apache2/modules';
-    my $so = "$TOP/mod_upload_progress/.libs/mod_upload_progress.so";
+    # make check-asan points these at the sanitized build and its wrapper.
+    my $so = $ENV{UPM_TEST_SO} || "$TOP/mod_upload_progress/.libs/mod_upload_progress.so";
     die "the module is not built ($so): run make first\n" unless -f $so;
     open my $sf, '>', "$self->{dir}/secret" or die $!;
     print $sf $SECRET;
@@ -147,7 +148,7 @@ CONF
 # answers (and, with Redis, until a child feeds the ring).
 sub start {
     my ($self, %w) = @_;
-    my $bin = '/usr/sbin/apache2';
+    my $bin = $ENV{UPM_TEST_HTTPD} || '/usr/sbin/apache2';
     my $pid = fork;
     die "fork: $!" unless defined $pid;
     if (!$pid) {

@@ -20,6 +20,8 @@ sub new {
     chomp(my $moddir = `$apxs -q LIBEXECDIR`);
     chomp(my $sbin = `$apxs -q SBINDIR`);
     chomp(my $prog = `$apxs -q PROGNAME`);
+    # make check-asan points these at the sanitized build and its wrapper.
+    my $so = $ENV{UPM_TEST_SO} || "$t/../mod_upload_progress/.libs/mod_upload_progress.so";
     my $user = $> == 0 ? "User nobody\nGroup nogroup\n" : '';
     if ($> == 0) {
         system('chown', '-R', 'nobody', "$root/run");
@@ -38,7 +40,7 @@ LoadModule authn_core_module $moddir/mod_authn_core.so
 LoadModule authz_core_module $moddir/mod_authz_core.so
 LoadModule authz_host_module $moddir/mod_authz_host.so
 LoadModule authz_user_module $moddir/mod_authz_user.so
-LoadModule upload_progress_module $t/../mod_upload_progress/.libs/mod_upload_progress.so
+LoadModule upload_progress_module $so
 StartServers 2
 ServerLimit 2
 ThreadsPerChild 10
@@ -49,7 +51,7 @@ CONF
     print $fh $conf;
     close $fh;
     my $self = bless { root => $root, port => $a{port},
-                       httpd => "$sbin/$prog" }, $class;
+                       httpd => $ENV{UPM_TEST_HTTPD} || "$sbin/$prog" }, $class;
     system($self->{httpd}, '-f', "$root/httpd.conf", '-k', 'start') == 0
         or die "cannot start httpd on port $a{port} (see $root/logs/error_log)";
     my $t0 = time;
