@@ -25,7 +25,8 @@ APLOG_USE_MODULE(upload_progress);
 /* One SSE stream, served either by its worker (blocking writes, waiting
  * in the hub) or by the reactor (non-blocking writes, woken by the hub). */
 typedef struct sse_stream {
-    request_rec *r;
+    request_rec *r;             /* the handler's: gone once detached */
+    const char *user;           /* in the stream's pool */
     upm_sub *sub;
     upm_rconn *rc;              /* NULL: the worker holds the stream */
     long retry_ms;
@@ -77,14 +78,32 @@ static void out_frame(sse_stream *st, const upm_frame *f, int live)
     }
 }
 
+/* For what one step needs: the request's pool while the handler runs,
+ * the reactor's scratch pool after (the request may be gone). */
+static apr_pool_t *tmp_pool(sse_stream *st)
+{
+    return st->rc ? upm_reactor_scratch() : st->r->pool;
+}
+
+/* Where log lines of the stream go: the request while the handler or
+ * the worker serves it. */
+#define SSE_LOG(st, level, ...) do {                                        \
+        if ((st)->rc) {                                                     \
+            ap_log_error(APLOG_MARK, level, 0, (st)->rc->s, __VA_ARGS__);   \
+        } else {                                                            \
+            ap_log_rerror(APLOG_MARK, level, 0, (st)->r, __VA_ARGS__);      \
+        }                                                                   \
+    } while (0)
+
 /* Sends a reset and returns the sequence its id names. */
 static apr_uint64_t out_reset(sse_stream *st, const char *reason)
 {
     const char *id;
     apr_uint64_t seq;
     apr_size_t dlen, len;
-    char *data = upm_stream_reset_json(st->r->pool, reason, &id, &seq, &dlen);
-    char *frame = upm_sse_frame(st->r->pool, id, "reset", data, dlen, &len);
+    apr_pool_t *p = tmp_pool(st);
+    char *data = upm_stream_reset_json(p, reason, &id, &seq, &dlen);
+    char *frame = upm_sse_frame(p, id, "reset", data, dlen, &len);
 
     out_raw(st, frame, len);
     /* The client re-reads its state now: whatever the ring held up to the
@@ -111,7 +130,7 @@ static void out_retry_jitter(sse_stream *st)
 {
     apr_size_t len;
     /* Spread the reconnects of a stopping child over a few seconds. */
-    const char *s = upm_sse_retry(st->r->pool, st->retry_ms
+    const char *s = upm_sse_retry(tmp_pool(st), st->retry_ms
                                   + (long)(apr_time_now() % 2000), &len);
     out_raw(st, s, len);
 }
@@ -119,11 +138,12 @@ static void out_retry_jitter(sse_stream *st)
 static void out_token_expired(sse_stream *st)
 {
     apr_size_t len;
-    const char *s = upm_sse_frame(st->r->pool, NULL, "token_expired",
+    const char *s = upm_sse_frame(tmp_pool(st), NULL, "token_expired",
                                   "{\"type\":\"token_expired\"}", 24, &len);
     out_raw(st, s, len);
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, st->r, APLOGNO(13042)
-                  "token of user %s expired: stream closed", st->r->user);
+    SSE_LOG(st, APLOG_INFO, APLOGNO(13042) "token of user %s expired: stream closed"
+            "%s%s", st->user, st->rc ? ", client " : "",
+            st->rc ? st->rc->client_ip : "");
 }
 
 static int emit_frame(void *baton, upm_frame *f)
@@ -136,7 +156,7 @@ static int emit_frame(void *baton, upm_frame *f)
 static void finish(sse_stream *st)
 {
     if (st->counted) {
-        upm_bus_user_release(st->r->user);
+        upm_bus_user_release(st->user);
         st->counted = 0;
     }
     if (st->sub) {
@@ -227,10 +247,10 @@ static void sse_timer(upm_rconn *rc, apr_time_t now)
         return;
     }
     if (rc->blocked_since && now - rc->blocked_since >= rc->write_timeout) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, st->r, APLOGNO(13043)
-                      "closing the stream of user %s: the client has not read "
-                      "for %" APR_TIME_T_FMT " s (UploadProgressWriteTimeout)",
-                      st->r->user, apr_time_sec(now - rc->blocked_since));
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, rc->s, APLOGNO(13043)
+                     "closing the stream of user %s, client %s: the client has not "
+                     "read for %" APR_TIME_T_FMT " s (UploadProgressWriteTimeout)",
+                     st->user, rc->client_ip, apr_time_sec(now - rc->blocked_since));
         upm_stats_add(UPM_ST_SLOW_CLOSED, 1);
         upm_reactor_close(rc, "slow consumer");
         return;
@@ -252,7 +272,9 @@ static void sse_closed(upm_rconn *rc, const char *reason)
     finish(rc->ctx);
 }
 
-static const upm_rconn_ops sse_ops = { sse_pump, sse_readable, sse_timer, sse_closed };
+/* Detachable: after the hand-over an SSE stream only writes, and reads
+ * the socket only to see it close. */
+static const upm_rconn_ops sse_ops = { sse_pump, sse_readable, sse_timer, sse_closed, 1 };
 
 /* ---- worker mode ----------------------------------------------------- */
 
@@ -312,7 +334,10 @@ int upm_sse_handler(request_rec *r)
     apr_table_t *q = NULL;
     const char *resume, *s, *start_id = NULL;
     sse_stream *st;
+    upm_rconn *rc = NULL;
+    apr_pool_t *home;
     apr_size_t len;
+    int got = 0;
 
     if (!r->handler || strcmp(r->handler, "upload-progress-sse") != 0) {
         return DECLINED;
@@ -346,10 +371,8 @@ int upm_sse_handler(request_rec *r)
         resume = apr_table_get(q, "lastEventId");
     }
 
-    st = apr_pcalloc(r->pool, sizeof(*st));
-    st->r = r;
     if (upm_conf_max_per_user(d)) {
-        int got = upm_bus_user_acquire(r->user, (apr_uint32_t)upm_conf_max_per_user(d));
+        got = upm_bus_user_acquire(r->user, (apr_uint32_t)upm_conf_max_per_user(d));
         if (got == 0) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13044)
                           "user %s already holds %d streams "
@@ -359,8 +382,19 @@ int upm_sse_handler(request_rec *r)
             return upm_json_error(r, HTTP_TOO_MANY_REQUESTS, "too_many_connections",
                                   "this user holds the most streams allowed", -1);
         }
-        st->counted = got == 1;
     }
+    if (upm_reactor_usable(r, upm_conf_async(d))) {
+        rc = upm_reactor_prepare(r, &sse_ops, NULL,
+                                 apr_time_from_sec(upm_conf_write_timeout(d)));
+    }
+    /* On the reactor the stream may outlive the request: what it keeps
+     * lives in the stream's pool. */
+    home = rc ? upm_reactor_pool(rc) : r->pool;
+    st = apr_pcalloc(home, sizeof(*st));
+    st->r = r;
+    st->user = apr_pstrdup(home, r->user);
+    st->counted = got == 1;
+    upm_stream_spec_copy(home, &spec);
 
     ap_set_content_type(r, "text/event-stream; charset=utf-8");
     apr_table_setn(r->headers_out, "Cache-Control", "no-cache");
@@ -370,11 +404,11 @@ int upm_sse_handler(request_rec *r)
     apr_table_unset(r->headers_in, "Accept-Encoding");
 
     st->retry_ms = upm_conf_retry_ms(d);
-    if (upm_reactor_usable(r, upm_conf_async(d))) {
-        st->rc = upm_reactor_prepare(r, &sse_ops, st,
-                                     apr_time_from_sec(upm_conf_write_timeout(d)));
+    if (rc) {
+        rc->ctx = st;
+        st->rc = rc;
         spec.notify = upm_reactor_notify;
-        spec.baton = st->rc;
+        spec.baton = rc;
     }
     if (!resume || !*resume) {
         /* Where the stream starts, taken before the subscriber exists:
@@ -384,7 +418,7 @@ int upm_sse_handler(request_rec *r)
         /* The newest id as clients see it: a stream id in Streams mode. */
         start_id = upm_bus_newest(r->pool, &start);
     }
-    st->sub = upm_hub_add(r->pool, &spec);
+    st->sub = upm_hub_add(home, &spec);
     upm_stats_add(UPM_ST_SSE_OPENED, 1);
     st->mode = st->rc ? UPM_MODE_ASYNC : UPM_MODE_WORKER;
     upm_stats_conn(UPM_TR_SSE, st->mode, 1);
@@ -392,7 +426,6 @@ int upm_sse_handler(request_rec *r)
     /* The greeting and the replay go out from this worker, blocking, before
      * the stream is handed over. */
     {
-        upm_rconn *rc = st->rc;
         st->rc = NULL;
         s = upm_sse_retry(r->pool, st->retry_ms, &len);
         out_raw(st, s, len);

@@ -389,3 +389,14 @@ char *upm_stream_reset_json(apr_pool_t *p, const char *reason, const char **id,
     *len = strlen(out);
     return out;
 }
+
+void upm_stream_spec_copy(apr_pool_t *p, upm_sub_spec *spec)
+{
+    int i;
+    spec->user = spec->user ? apr_pstrdup(p, spec->user) : NULL;
+    for (i = 0; i < UPM_F__COUNT; i++) {
+        if (spec->scope[i]) {
+            spec->scope[i] = apr_pstrdup(p, spec->scope[i]);
+        }
+    }
+}

@@ -39,6 +39,10 @@ char *upm_stream_reset_json(apr_pool_t *p, const char *reason, const char **id,
 const char *upm_stream_request_scope(request_rec *r, apr_table_t *query,
                                      const upm_auth_info *ai, upm_sub_spec *spec);
 
+/* Copies the strings of spec (user, scope) into p: a stream that
+ * outlives its request keeps its spec there. */
+void upm_stream_spec_copy(apr_pool_t *p, upm_sub_spec *spec);
+
 /* The grant-claim list naming ids of this field ("projects", ...), or NULL
  * when the field cannot be granted. */
 const char *upm_stream_grant_kind(int field);

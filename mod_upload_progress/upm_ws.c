@@ -821,8 +821,10 @@ static void ws_rx_closed(upm_rconn *rc, const char *reason)
     ws->failed = 1;
 }
 
+/* Not detachable: it reads through the input filters and keeps its
+ * state in the request's pool. */
 static const upm_rconn_ops ws_rx_ops = {
-    ws_rx_pump, ws_rx_readable, ws_rx_timer, ws_rx_closed
+    ws_rx_pump, ws_rx_readable, ws_rx_timer, ws_rx_closed, 0
 };
 
 int upm_ws_handler(request_rec *r)
@@ -916,6 +918,8 @@ int upm_ws_handler(request_rec *r)
         /* Prepared before the subscribers exist: they wake the reactor. */
         rc = upm_reactor_prepare(r, &ws_rx_ops, ws,
                                  apr_time_from_sec(upm_conf_write_timeout(d)));
+    }
+    if (rc) {
         ws->base.notify = upm_reactor_notify;
         ws->base.baton = rc;
     }
