@@ -717,7 +717,13 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thd, void *data)
 
         t = upm_timerheap_peek(&rx.heap);
         if (t) {
+            /* Rounded up to the millisecond epoll counts in: rounded down,
+             * a deadline less than 1 ms away made the loop spin until it
+             * came, and with thousands of streams one nearly always is. */
             apr_interval_time_t d = t->when - apr_time_now();
+            if (d > 0) {
+                d = (d + 999) / 1000 * 1000;
+            }
             timeout = d < 0 ? 0 : (d < timeout ? d : timeout);
         }
         if ((rx.graveyard || rx.detaching) && timeout > UPM_DETACH_SCAN) {
