@@ -42,12 +42,17 @@ int upm_auth_grants(request_rec *r, const upm_auth_info *ai, const char *kind,
                     const char *id)
 {
     upm_dir_conf *d = ap_get_module_config(r->per_dir_config, &upload_progress_module);
-    if (!ai || !ai->claims || !id) {
+    return upm_auth_claims_grant(r->pool, ai ? ai->claims : NULL,
+                                 upm_conf_grant_claim(d), kind, id);
+}
+
+int upm_auth_claims_grant(apr_pool_t *p, json_t *claims, const char *grant_claim,
+                          const char *kind, const char *id)
+{
+    if (!claims || !id) {
         return 0;
     }
-    return upm_jwt_claim_has(ai->claims,
-                             apr_pstrcat(r->pool, upm_conf_grant_claim(d), ".", kind, NULL),
-                             id);
+    return upm_jwt_claim_has(claims, apr_pstrcat(p, grant_claim, ".", kind, NULL), id);
 }
 
 /* Removes `name` from a query string; returns its (decoded) value or NULL. */

@@ -20,6 +20,10 @@ upm_auth_info *upm_auth_get(request_rec *r);
  * "sessions" or "files" through the grant claim? */
 int upm_auth_grants(request_rec *r, const upm_auth_info *ai, const char *kind,
                     const char *id);
+/* The same for claims kept beyond their request (grant_claim: the
+ * location's UploadProgressGrantClaim). */
+int upm_auth_claims_grant(apr_pool_t *p, json_t *claims, const char *grant_claim,
+                          const char *kind, const char *id);
 
 void upm_auth_register_hooks(apr_pool_t *p);
 

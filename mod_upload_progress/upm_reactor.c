@@ -659,6 +659,9 @@ static void detach(upm_rconn *rc)
     rc->c = NULL;
     rc->detached = 1;
     apr_atomic_inc32(&rx.detached);
+    ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, rc->s, APLOGNO(13063)
+                 "stream of client %s detached from its request and connection",
+                 rc->client_ip);
     if (apr_pollset_add(rx.ps, &rc->pfd) == APR_SUCCESS) {
         rc->in_pollset = 1;
     }
@@ -681,7 +684,7 @@ static void detach_ready(apr_time_t now)
         upm_rconn *rc = *pp;
         /* A stream whose output waits for the socket detaches once it
          * drained: the core filter holds that output. */
-        if (!may_destroy(rc, now) || rc->c->data_in_output_filters
+        if (!may_destroy(rc, now) || rc->hold || rc->c->data_in_output_filters
             || !APR_BRIGADE_EMPTY(rc->bb)) {
             pp = &rc->next_detach;
             continue;

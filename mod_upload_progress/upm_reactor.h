@@ -63,6 +63,7 @@ struct upm_rconn {
     int closing;
     int detached;
     int detach_pending;         /* on the reactor's list of streams to detach */
+    int hold;                   /* set by the stream: not ready to detach */
     int chunked;                /* detached: frame the output in chunks */
     /* Detached output: pend takes what the stream writes, wire what is
      * framed and partly sent.  Both are freed whenever they drain, so an

@@ -269,7 +269,13 @@ static void sse_timer(upm_rconn *rc, apr_time_t now)
 
 static void sse_closed(upm_rconn *rc, const char *reason)
 {
-    finish(rc->ctx);
+    sse_stream *st = rc->ctx;
+    /* A detached stream's access log line was written when it detached:
+     * this is where its end shows. */
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, rc->s, APLOGNO(13064)
+                 "SSE stream of user %s, client %s closed (%s)", st->user,
+                 rc->client_ip, reason);
+    finish(st);
 }
 
 /* Detachable: after the hand-over an SSE stream only writes, and reads
@@ -356,12 +362,7 @@ int upm_sse_handler(request_rec *r)
     ai = upm_auth_get(r);
     ap_args_to_table(r, &q);
 
-    memset(&spec, 0, sizeof(spec));
-    spec.user = r->user;
-    spec.via = UPM_F_OWNER;
-    spec.throttle_step = upm_conf_throttle(d);
-    spec.max_queue_bytes = (apr_size_t)upm_conf_send_queue(d);
-    if ((s = upm_stream_request_scope(r, q, ai, &spec)) != NULL) {
+    if ((s = upm_stream_base_spec(r, d, q, ai, &spec)) != NULL) {
         return upm_json_error(r, HTTP_BAD_REQUEST, "bad_scope",
                               apr_psprintf(r->pool, "%s must be 1 to 128 of "
                                            "A-Z a-z 0-9 . _ : @ -", s), -1);

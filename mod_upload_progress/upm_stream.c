@@ -400,3 +400,14 @@ void upm_stream_spec_copy(apr_pool_t *p, upm_sub_spec *spec)
         }
     }
 }
+
+const char *upm_stream_base_spec(request_rec *r, const upm_dir_conf *d, apr_table_t *query,
+                                 const upm_auth_info *ai, upm_sub_spec *spec)
+{
+    memset(spec, 0, sizeof(*spec));
+    spec->user = r->user;
+    spec->via = UPM_F_OWNER;
+    spec->throttle_step = upm_conf_throttle(d);
+    spec->max_queue_bytes = (apr_size_t)upm_conf_send_queue(d);
+    return upm_stream_request_scope(r, query, ai, spec);
+}

@@ -6,6 +6,7 @@
 
 #include "httpd.h"
 #include "upm_auth.h"
+#include "upm_config.h"
 #include "upm_hub.h"
 #include <apr_tables.h>
 
@@ -38,6 +39,13 @@ char *upm_stream_reset_json(apr_pool_t *p, const char *reason, const char **id,
  * of a parameter whose value is not a valid id. */
 const char *upm_stream_request_scope(request_rec *r, apr_table_t *query,
                                      const upm_auth_info *ai, upm_sub_spec *spec);
+
+/* The subscriber of an SSE stream or a WebSocket before its client says
+ * more: the user's own messages, narrowed by the request
+ * (upm_stream_request_scope, whose result it returns), with the
+ * location's throttle and send queue. */
+const char *upm_stream_base_spec(request_rec *r, const upm_dir_conf *d, apr_table_t *query,
+                                 const upm_auth_info *ai, upm_sub_spec *spec);
 
 /* Copies the strings of spec (user, scope) into p: a stream that
  * outlives its request keeps its spec there. */

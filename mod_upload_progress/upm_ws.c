@@ -50,13 +50,23 @@ APLOG_USE_MODULE(upload_progress);
 #define WS_PUMP_STEPS    16
 
 typedef struct ws_conn {
+    /* The handler's: on the reactor, valid only while rc->r is (a
+     * detached stream has neither). */
     request_rec *r;
     conn_rec *c;
-    apr_pool_t *tmp;                /* cleared after every turn of the loop */
+    const char *user;               /* in home */
+    apr_pool_t *home;               /* what lives as long as the connection */
+    json_t *claims;                 /* the token's, for grants (a reference) */
+    const char *grant_claim;
+    /* Cleared after every turn of the loop; on the reactor thread its
+     * scratch pool (ops set it on entry). */
+    apr_pool_t *tmp;
     apr_bucket_brigade *ibb, *obb;
     apr_pollset_t *ps;
     upm_ws_parser parser;
-    upm_wsp_state proto;
+    /* Made at the client's first message: most connections never send
+     * one, and the state of 64 subscriptions is most of a stream's size. */
+    upm_wsp_state *proto;
     upm_sub_spec base;              /* user, URL scope, route, limits, wake-up */
     upm_auth_info *ai;
     /* The hub subscribers: one owner-wide while the client never
@@ -85,6 +95,17 @@ typedef struct ws_conn {
     int replaying;                  /* a resume's replay is going out in steps */
     upm_resume_steps replay;
 } ws_conn;
+
+/* Log lines: through the request while there is one (a detached stream
+ * has none: ws->rc->r is NULL then). */
+#define WS_LOG(ws, level, rv, ...) do {                                         \
+        request_rec *r_ = (ws)->rc ? (ws)->rc->r : (ws)->r;                     \
+        if (r_) {                                                               \
+            ap_log_rerror(APLOG_MARK, level, rv, r_, __VA_ARGS__);              \
+        } else {                                                                \
+            ap_log_error(APLOG_MARK, level, rv, (ws)->rc->s, __VA_ARGS__);      \
+        }                                                                       \
+    } while (0)
 
 /* ---- output: the one place that writes to the client ----------------- */
 
@@ -138,7 +159,7 @@ static int ws_flush(ws_conn *ws)
     rv = ap_pass_brigade(ws->c->output_filters, ws->obb);
     apr_brigade_cleanup(ws->obb);
     if (rv != APR_SUCCESS || ws->c->aborted) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, ws->r, APLOGNO(13100)
+        WS_LOG(ws, APLOG_DEBUG, rv, APLOGNO(13100)
                       "WebSocket %s: write failed", ws->client_id);
         ws->failed = 1;
     }
@@ -216,7 +237,13 @@ static upm_sub *sub_open(ws_conn *ws, int field, const char *id, apr_pool_t **po
     upm_sub_spec spec = ws->base;
     char kind_id[UPM_WSP_ID_MAX + 1];
 
-    apr_pool_create(pool, ws->r->pool);
+    if (ws->nsubs == 0 && field < 0) {
+        /* The first, owner-wide subscriber lives in home: an idle stream
+         * then needs no pool of its own for it. */
+        *pool = NULL;
+        return upm_hub_add(ws->home, &spec);
+    }
+    apr_pool_create(pool, ws->home);
     if (field >= 0) {
         const char *grant = upm_stream_grant_kind(field);
         apr_cpystrn(kind_id, id, sizeof(kind_id));
@@ -225,7 +252,8 @@ static upm_sub *sub_open(ws_conn *ws, int field, const char *id, apr_pool_t **po
          * it, as an SSE stream narrowed to it would be; otherwise it stays
          * on the user's own messages (narrowing never widens). */
         if (spec.via == UPM_F_OWNER && grant
-            && upm_auth_grants(ws->r, ws->ai, grant, spec.scope[field])) {
+            && upm_auth_claims_grant(ws->tmp, ws->claims, ws->grant_claim, grant,
+                                     spec.scope[field])) {
             spec.via = field;
         }
     }
@@ -235,7 +263,12 @@ static upm_sub *sub_open(ws_conn *ws, int field, const char *id, apr_pool_t **po
 static void sub_close(ws_conn *ws, int i)
 {
     /* destroying the pool runs upm_hub_remove */
-    apr_pool_destroy(ws->sub_pools[i]);
+    if (ws->sub_pools[i]) {
+        apr_pool_destroy(ws->sub_pools[i]);
+    }
+    else {
+        upm_hub_remove(ws->subs[i]);
+    }
     ws->subs[i] = NULL;
     ws->sub_pools[i] = NULL;
 }
@@ -282,9 +315,9 @@ static int deliver(ws_conn *ws)
 
 static void resume_refused(ws_conn *ws, const char *last_id, const char *reason)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ws->r, APLOGNO(13101)
+    WS_LOG(ws, APLOG_DEBUG, 0, APLOGNO(13101)
                   "WebSocket %s: cannot resume user %s from %s: %s",
-                  ws->client_id, ws->r->user, last_id, reason);
+                  ws->client_id, ws->user, last_id, reason);
     ws_reset(ws, reason);
 }
 
@@ -302,9 +335,9 @@ static void replay_more(ws_conn *ws)
     /* Over: the subscribers skip what it sent, and their frames follow. */
     ws->replaying = 0;
     if (st < 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ws->r, APLOGNO(13500)
+        WS_LOG(ws, APLOG_DEBUG, 0, APLOGNO(13500)
                       "WebSocket %s of user %s: replay cut short (%s); resetting",
-                      ws->client_id, ws->r->user, reason);
+                      ws->client_id, ws->user, reason);
         ws_reset(ws, reason);
     }
 }
@@ -350,7 +383,11 @@ static void on_text(ws_conn *ws, const unsigned char *data, apr_size_t len)
     apr_size_t rlen;
     char *reply;
 
-    upm_wsp_handle(&ws->proto, ws->tmp, (const char *)data, len, apr_time_now(), &res);
+    if (!ws->proto) {
+        ws->proto = apr_palloc(ws->home, sizeof(*ws->proto));
+        upm_wsp_init(ws->proto, ws->base.scope);
+    }
+    upm_wsp_handle(ws->proto, ws->tmp, (const char *)data, len, apr_time_now(), &res);
     switch (res.action) {
     case UPM_WSP_SUBSCRIBED:
         if (res.existed) {
@@ -373,7 +410,7 @@ static void on_text(ws_conn *ws, const unsigned char *data, apr_size_t len)
         }
         else {
             ws->subs[res.index] = sub_open(ws, res.field, res.id, &ws->sub_pools[res.index]);
-            ws->nsubs = ws->proto.nsubs;
+            ws->nsubs = ws->proto->nsubs;
         }
         break;
     case UPM_WSP_UNSUBSCRIBED: {
@@ -385,14 +422,14 @@ static void on_text(ws_conn *ws, const unsigned char *data, apr_size_t len)
             ws->subs[last] = NULL;
             ws->sub_pools[last] = NULL;
         }
-        ws->nsubs = ws->proto.nsubs;
+        ws->nsubs = ws->proto->nsubs;
         break;
     }
     case UPM_WSP_RESUME:
         ws_resume(ws, res.last_event_id);
         return;
     case UPM_WSP_ERROR:
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ws->r, APLOGNO(13102)
+        WS_LOG(ws, APLOG_DEBUG, 0, APLOGNO(13102)
                       "WebSocket %s: refused a client message: %s", ws->client_id,
                       res.code);
         break;
@@ -429,7 +466,7 @@ static void on_event(ws_conn *ws, const upm_ws_event *ev)
             char reason[UPM_WS_CONTROL_MAX + 1];
             memcpy(reason, ev->data, ev->len);
             reason[ev->len] = '\0';
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ws->r, APLOGNO(13103)
+            WS_LOG(ws, APLOG_DEBUG, 0, APLOGNO(13103)
                           "WebSocket %s: client closed with %d", ws->client_id, ev->code);
             /* Echo the code; the TCP close follows. */
             ws_close(ws, ev->code, NULL);
@@ -440,9 +477,9 @@ static void on_event(ws_conn *ws, const upm_ws_event *ev)
         ws->done = 1;
         break;
     case UPM_WS_EV_FAIL:
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, ws->r, APLOGNO(13104)
+        WS_LOG(ws, APLOG_INFO, 0, APLOGNO(13104)
                       "WebSocket %s of user %s: %s; closing with %d", ws->client_id,
-                      ws->r->user, ev->reason, ev->code);
+                      ws->user, ev->reason, ev->code);
         ws_close(ws, ev->code, ev->reason);
         if (!ws->end) {
             ws->end = "protocol error";
@@ -456,9 +493,56 @@ static void on_event(ws_conn *ws, const upm_ws_event *ev)
 
 /* Reads what the client sent, without blocking, and acts on it.
  * Returns -1 when the connection ended. */
+/* Gives the parser what was read and acts on each event. */
+static void ws_feed(ws_conn *ws, const char *data, apr_size_t len)
+{
+    apr_size_t pos = 0;
+    while (pos < len && !ws->done && !ws->failed) {
+        upm_ws_event ev;
+        pos += upm_ws_parse(&ws->parser, (const unsigned char *)data + pos, len - pos, &ev);
+        on_event(ws, &ev);
+    }
+}
+
+/* The client is gone (EOF) or the read failed: -1 for the caller. */
+static int ws_read_lost(ws_conn *ws, apr_status_t rv)
+{
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv)) {
+        WS_LOG(ws, APLOG_DEBUG, rv, APLOGNO(13105) "WebSocket %s: read failed",
+               ws->client_id);
+    }
+    ws->end = "connection lost";
+    ws->failed = 1;
+    return -1;
+}
+
+/* Detached: straight from the socket (no filter is left to read through). */
+static int ws_read_socket(ws_conn *ws)
+{
+    char buf[WS_READ_BYTES];
+    int reads;
+    ws->more_input = 0;
+    for (reads = 0; reads < WS_READS_PER_TURN && !ws->done && !ws->failed; reads++) {
+        apr_size_t len = sizeof(buf);
+        apr_status_t rv = apr_socket_recv(ws->rc->sock, buf, &len);
+        if (APR_STATUS_IS_EAGAIN(rv) && !len) {
+            return 0;
+        }
+        if ((rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv)) || !len) {
+            return ws_read_lost(ws, rv);
+        }
+        ws_feed(ws, buf, len);
+    }
+    ws->more_input = !ws->done && !ws->failed;
+    return ws->failed ? -1 : 0;
+}
+
 static int ws_read(ws_conn *ws)
 {
     int reads;
+    if (ws->rc && ws->rc->detached) {
+        return ws_read_socket(ws);
+    }
     ws->more_input = 0;
     for (reads = 0; reads < WS_READS_PER_TURN && !ws->done && !ws->failed; reads++) {
         apr_status_t rv;
@@ -471,22 +555,14 @@ static int ws_read(ws_conn *ws)
             return 0;
         }
         if (rv != APR_SUCCESS) {
-            if (!APR_STATUS_IS_EOF(rv)) {
-                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, ws->r, APLOGNO(13105)
-                              "WebSocket %s: read failed", ws->client_id);
-            }
-            ws->end = "connection lost";
-            ws->failed = 1;
-            return -1;
+            return ws_read_lost(ws, rv);
         }
         for (b = APR_BRIGADE_FIRST(ws->ibb); b != APR_BRIGADE_SENTINEL(ws->ibb)
              && !ws->done && !ws->failed; b = APR_BUCKET_NEXT(b)) {
             const char *data;
-            apr_size_t len, pos = 0;
+            apr_size_t len;
             if (APR_BUCKET_IS_EOS(b)) {
-                ws->end = "connection lost";
-                ws->failed = 1;
-                return -1;
+                return ws_read_lost(ws, APR_EOF);
             }
             if (APR_BUCKET_IS_METADATA(b)) {
                 continue;
@@ -495,12 +571,7 @@ static int ws_read(ws_conn *ws)
                 ws->failed = 1;
                 return -1;
             }
-            while (pos < len && !ws->done && !ws->failed) {
-                upm_ws_event ev;
-                pos += upm_ws_parse(&ws->parser, (const unsigned char *)data + pos,
-                                    len - pos, &ev);
-                on_event(ws, &ev);
-            }
+            ws_feed(ws, data, len);
         }
     }
     ws->more_input = !ws->done && !ws->failed;
@@ -571,11 +642,17 @@ int upm_ws_access_checker(request_rec *r)
     return origin_refused(r, d);
 }
 
+static apr_status_t release_claims(void *data)
+{
+    json_decref(data);
+    return APR_SUCCESS;
+}
+
 static apr_status_t release_count(void *data)
 {
     ws_conn *ws = data;
     if (ws->counted) {
-        upm_bus_user_release(ws->r->user);
+        upm_bus_user_release(ws->user);
         ws->counted = 0;
     }
     return APR_SUCCESS;
@@ -603,17 +680,17 @@ static const char *make_client_id(apr_pool_t *p)
 static int ws_checks(ws_conn *ws, apr_time_t now)
 {
     if (ws->expires && now >= ws->expires) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, ws->r, APLOGNO(13112)
+        WS_LOG(ws, APLOG_INFO, 0, APLOGNO(13112)
                       "WebSocket %s: token of user %s expired; closing",
-                      ws->client_id, ws->r->user);
+                      ws->client_id, ws->user);
         ws_close(ws, UPM_WS_CLOSE_TOKEN_EXPIRED, "token expired");
         ws->end = "token expired";
         return 1;
     }
     if (ws->beat && ws->ping_unanswered && now >= ws->ping_unanswered + 2 * ws->beat) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, ws->r, APLOGNO(13113)
+        WS_LOG(ws, APLOG_INFO, 0, APLOGNO(13113)
                       "WebSocket %s of user %s answered no ping for %d s; closing",
-                      ws->client_id, ws->r->user, (int)apr_time_sec(2 * ws->beat));
+                      ws->client_id, ws->user, (int)apr_time_sec(2 * ws->beat));
         ws_close(ws, UPM_WS_CLOSE_NO_PONG, "no pong");
         ws->end = "no pong";
         ws->done = 1;               /* an unresponsive peer gets no grace */
@@ -645,9 +722,9 @@ static void ws_release(ws_conn *ws, const char *how)
     }
     release_count(ws);
     upm_stats_conn(UPM_TR_WS, ws->mode, -1);
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ws->r, APLOGNO(13114)
+    WS_LOG(ws, APLOG_DEBUG, 0, APLOGNO(13114)
                   "WebSocket %s of user %s closed (%s, code %d, %" APR_UINT64_T_FMT
-                  " messages)", ws->client_id, ws->r->user, how, ws->close_code,
+                  " messages)", ws->client_id, ws->user, how, ws->close_code,
                   ws->delivered);
 }
 
@@ -719,7 +796,7 @@ static void rx_output(ws_conn *ws)
 static void rx_input(ws_conn *ws)
 {
     upm_rconn *rc = ws->rc;
-    apr_off_t pending = 0;
+    apr_size_t pending;
 
     ws_read(ws);
     if (rc->closing) {
@@ -735,12 +812,12 @@ static void rx_input(ws_conn *ws)
     if (rc->blocked_since) {
         /* Answers (pongs, replies) to a client that sends but does not
          * read would pile up: bounded like its queue of messages. */
-        apr_brigade_length(rc->bb, 0, &pending);
-        if (pending > (apr_off_t)(ws->base.max_queue_bytes + WS_REPLAY_STEP_BYTES)) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, ws->r, APLOGNO(13501)
+        pending = upm_reactor_pending(rc);
+        if (pending > ws->base.max_queue_bytes + WS_REPLAY_STEP_BYTES) {
+            WS_LOG(ws, APLOG_INFO, 0, APLOGNO(13501)
                           "closing WebSocket %s of user %s: it sends but does not "
-                          "read (%" APR_OFF_T_FMT " bytes of answers wait)",
-                          ws->client_id, ws->r->user, pending);
+                          "read (%" APR_SIZE_T_FMT " bytes of answers wait)",
+                          ws->client_id, ws->user, pending);
             upm_stats_add(UPM_ST_SLOW_CLOSED, 1);
             upm_reactor_close(rc, "sends but does not read");
             return;
@@ -749,9 +826,25 @@ static void rx_input(ws_conn *ws)
     rx_output(ws);
 }
 
-static void ws_rx_pump(upm_rconn *rc)
+/* Every op: passing allocations go to the reactor's scratch pool. */
+static ws_conn *rx_enter(upm_rconn *rc)
 {
     ws_conn *ws = rc->ctx;
+    ws->tmp = upm_reactor_scratch();
+    return ws;
+}
+
+/* Input the filters may still hold keeps the stream from being detached
+ * (it would read the socket past it). */
+static void rx_leave(ws_conn *ws)
+{
+    ws->rc->hold = ws->more_input;
+    apr_pool_clear(ws->tmp);
+}
+
+static void ws_rx_pump(upm_rconn *rc)
+{
+    ws_conn *ws = rx_enter(rc);
     if (ws->failed) {
         /* the worker's writes failed before the hand-over */
         upm_reactor_close(rc, "connection lost");
@@ -762,22 +855,22 @@ static void ws_rx_pump(upm_rconn *rc)
             rx_reschedule(ws);
         }
     }
-    apr_pool_clear(ws->tmp);
+    rx_leave(ws);
 }
 
 static void ws_rx_readable(upm_rconn *rc)
 {
-    ws_conn *ws = rc->ctx;
+    ws_conn *ws = rx_enter(rc);
     rx_input(ws);
     if (!rc->closing) {
         rx_reschedule(ws);
     }
-    apr_pool_clear(ws->tmp);
+    rx_leave(ws);
 }
 
 static void ws_rx_timer(upm_rconn *rc, apr_time_t now)
 {
-    ws_conn *ws = rc->ctx;
+    ws_conn *ws = rx_enter(rc);
 
     if (ws->more_input) {
         rx_input(ws);
@@ -786,10 +879,10 @@ static void ws_rx_timer(upm_rconn *rc, apr_time_t now)
         }
     }
     if (rc->blocked_since && now - rc->blocked_since >= rc->write_timeout) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, ws->r, APLOGNO(13502)
+        WS_LOG(ws, APLOG_INFO, 0, APLOGNO(13502)
                       "closing WebSocket %s of user %s: the client has not read for %"
                       APR_TIME_T_FMT " s (UploadProgressWriteTimeout)", ws->client_id,
-                      ws->r->user, apr_time_sec(now - rc->blocked_since));
+                      ws->user, apr_time_sec(now - rc->blocked_since));
         upm_stats_add(UPM_ST_SLOW_CLOSED, 1);
         upm_reactor_close(rc, "slow consumer");
         goto out;
@@ -809,7 +902,7 @@ static void ws_rx_timer(upm_rconn *rc, apr_time_t now)
         rx_reschedule(ws);
     }
 out:
-    apr_pool_clear(ws->tmp);
+    rx_leave(ws);
 }
 
 static void ws_rx_closed(upm_rconn *rc, const char *reason)
@@ -821,10 +914,10 @@ static void ws_rx_closed(upm_rconn *rc, const char *reason)
     ws->failed = 1;
 }
 
-/* Not detachable: it reads through the input filters and keeps its
- * state in the request's pool. */
+/* Detachable: once the handshake is over the connection speaks only
+ * WebSocket, which a detached stream reads from the socket itself. */
 static const upm_rconn_ops ws_rx_ops = {
-    ws_rx_pump, ws_rx_readable, ws_rx_timer, ws_rx_closed, 0
+    ws_rx_pump, ws_rx_readable, ws_rx_timer, ws_rx_closed, 1
 };
 
 int upm_ws_handler(request_rec *r)
@@ -838,8 +931,12 @@ int upm_ws_handler(request_rec *r)
     apr_pollfd_t pfd;
     apr_status_t rv;
     upm_rconn *rc = NULL;
+    upm_auth_info *ai;
+    upm_sub_spec base;
+    apr_pool_t *home;
     apr_size_t len;
     const char *s;
+    int got = 0;
 
     if (!r->handler || strcmp(r->handler, "upload-progress-websocket") != 0) {
         return DECLINED;
@@ -884,16 +981,9 @@ int upm_ws_handler(request_rec *r)
                       "Sec-WebSocket-Key must be the base64 of 16 bytes");
     }
 
-    ws = apr_pcalloc(r->pool, sizeof(*ws));
-    ws->r = r;
-    ws->c = c;
-    ws->ai = upm_auth_get(r);
+    ai = upm_auth_get(r);
     ap_args_to_table(r, &q);
-    ws->base.user = r->user;
-    ws->base.via = UPM_F_OWNER;
-    ws->base.throttle_step = upm_conf_throttle(d);
-    ws->base.max_queue_bytes = (apr_size_t)upm_conf_send_queue(d);
-    if ((bad = upm_stream_request_scope(r, q, ws->ai, &ws->base)) != NULL) {
+    if ((bad = upm_stream_base_spec(r, d, q, ai, &base)) != NULL) {
         return refuse(r, HTTP_BAD_REQUEST, "bad_scope",
                       apr_psprintf(r->pool, "%s must be 1 to 128 of "
                                    "A-Z a-z 0-9 . _ : @ -", bad));
@@ -902,24 +992,41 @@ int upm_ws_handler(request_rec *r)
 
     if (upm_conf_max_per_user(d)) {
         /* A WebSocket is one of the user's streams, like an SSE one. */
-        int got = upm_bus_user_acquire(r->user, (apr_uint32_t)upm_conf_max_per_user(d));
+        got = upm_bus_user_acquire(r->user, (apr_uint32_t)upm_conf_max_per_user(d));
         if (got == 0) {
             apr_table_setn(r->err_headers_out, "Retry-After", "5");
             return refuse(r, HTTP_TOO_MANY_REQUESTS, "too_many_connections",
                           "this user holds the most streams allowed");
         }
-        ws->counted = got == 1;
-        /* every way out of the handler gives the place back */
-        apr_pool_cleanup_register(r->pool, ws, release_count, apr_pool_cleanup_null);
     }
-
-    /* Everything that can fail is set up before the 101. */
     if (upm_reactor_usable(r, upm_conf_async(d))) {
         /* Prepared before the subscribers exist: they wake the reactor. */
-        rc = upm_reactor_prepare(r, &ws_rx_ops, ws,
+        rc = upm_reactor_prepare(r, &ws_rx_ops, NULL,
                                  apr_time_from_sec(upm_conf_write_timeout(d)));
     }
+    /* On the reactor the connection may outlive its request: what it
+     * keeps lives in the stream's pool. */
+    home = rc ? upm_reactor_pool(rc) : r->pool;
+    ws = apr_pcalloc(home, sizeof(*ws));
+    ws->r = r;
+    ws->c = c;
+    ws->home = home;
+    ws->ai = ai;
+    ws->base = base;
+    upm_stream_spec_copy(home, &ws->base);
+    ws->user = apr_pstrdup(home, r->user);
+    ws->grant_claim = apr_pstrdup(home, upm_conf_grant_claim(d));
+    if (ai && ai->claims) {
+        ws->claims = json_incref(ai->claims);
+        apr_pool_cleanup_register(home, ws->claims, release_claims, apr_pool_cleanup_null);
+    }
+    ws->counted = got == 1;
+    /* every way out of the handler gives the place back */
+    apr_pool_cleanup_register(home, ws, release_count, apr_pool_cleanup_null);
+
+    /* Everything that can fail is set up before the 101. */
     if (rc) {
+        rc->ctx = ws;
         ws->base.notify = upm_reactor_notify;
         ws->base.baton = rc;
     }
@@ -947,9 +1054,8 @@ int upm_ws_handler(request_rec *r)
     apr_pool_create(&ws->tmp, r->pool);
     ws->ibb = apr_brigade_create(r->pool, c->bucket_alloc);
     ws->obb = apr_brigade_create(r->pool, c->bucket_alloc);
-    upm_ws_parser_init(&ws->parser, r->pool, (apr_size_t)upm_conf_ws_max_message(d));
-    upm_wsp_init(&ws->proto, ws->base.scope);
-    ws->client_id = make_client_id(r->pool);
+    upm_ws_parser_init(&ws->parser, home, (apr_size_t)upm_conf_ws_max_message(d));
+    ws->client_id = make_client_id(home);
 
     upm_ws_accept(key, accept);
     apr_table_clear(r->headers_out);
@@ -1013,6 +1119,7 @@ int upm_ws_handler(request_rec *r)
          * handshake may wait in the input filters: read at once. */
         ws->rc = rc;
         ws->more_input = 1;
+        rc->hold = 1;
         return upm_reactor_suspend(rc);
     }
     while (!ws->failed && !ws->done && !ws->close_sent) {

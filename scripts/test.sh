@@ -33,8 +33,10 @@ echo "== Apache::Test suite, streams on the reactor"
 run_suite
 echo "== Apache::Test suite, UploadProgressAsync Off"
 # t/reactor.t and t/ws_reactor.t assert that streams do not hold workers
-# (and the reactor's write timeout): not this mode's.
-run_suite -defines UPM_SYNC $(ls t/*.t | grep -v -e '^t/reactor\.t$' -e '^t/ws_reactor\.t$')
+# (and the reactor's write timeout), t/detach.t that they are detached
+# from their request: not this mode's.
+run_suite -defines UPM_SYNC $(ls t/*.t | grep -v -e '^t/reactor\.t$' -e '^t/ws_reactor\.t$' \
+                                            -e '^t/detach\.t$')
 
 echo "== Browser client, React hooks and the demo in Chromium"
 # npm devDependencies from the lockfile; the client itself has none.
