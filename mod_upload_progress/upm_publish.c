@@ -172,9 +172,11 @@ int upm_publish_handler(request_rec *r)
             json_decref(o);
             r->status = HTTP_BAD_REQUEST;
             ap_set_content_type(r, "application/json");
-            ap_rputs(t, r);
-            ap_rputs("\n", r);
-            free(t);
+            if (t) {
+                ap_rputs(t, r);
+                ap_rputs("\n", r);
+                free(t);
+            }
             upm_stats_add(UPM_ST_EVENTS_REJECTED, 1);
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13031)
                           "publish refused: invalid JSON at line %d column %d: %s",

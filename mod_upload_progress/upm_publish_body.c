@@ -20,6 +20,21 @@ static int refuse(upm_publish_refusal *why, int status, const char *code,
     return -1;
 }
 
+/* jansson's error text quotes up to 20 bytes of the body near the error,
+ * cut wherever the parser stopped: not necessarily UTF-8, which json_pack
+ * then refuses, leaving the handler no body to write. */
+static const char *printable(apr_pool_t *p, const char *s)
+{
+    char *q = apr_pstrdup(p, s), *c;
+
+    for (c = q; *c; c++) {
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) {
+            *c = '?';
+        }
+    }
+    return q;
+}
+
 int upm_publish_body(apr_pool_t *p, const char *body, apr_size_t len,
                      apr_hash_t *event_map, apr_off_t max_event,
                      apr_time_t now, upm_msg ***msgs, int *n,
@@ -40,7 +55,7 @@ int upm_publish_body(apr_pool_t *p, const char *body, apr_size_t len,
         why->column = jerr.column;
         why->position = jerr.position;
         return refuse(why, ST_BAD_REQUEST, "invalid_json",
-                      apr_pstrdup(p, jerr.text), -1);
+                      printable(p, jerr.text), -1);
     }
     if (json_is_object(root)) {
         json_t *arr = json_array();

@@ -15,7 +15,7 @@
 typedef struct upm_publish_refusal {
     int status;                 /* HTTP status: 400, 413 or 422 */
     const char *code;           /* the body's "error" member */
-    const char *message;        /* words for the body and the log */
+    const char *message;        /* printable ASCII: for the body and the log */
     int index;                  /* the refused event, -1 for the body */
     int line, column, position; /* where the JSON broke (400 only) */
 } upm_publish_refusal;

@@ -106,6 +106,11 @@ static void test_refusals(void)
     UPM_CHECK_INT(why.status, 400);
     UPM_CHECK_INT(why.line, 2);
     UPM_CHECK_STR(refused("", 65536).code, "invalid_json");
+    /* The quoted bytes near the error end in a cut UTF-8 sequence. */
+    why = refused("[\"\\u\xc3\xa9\"]", 65536);
+    UPM_CHECK_STR(why.code, "invalid_json");
+    UPM_CHECK(why.message && strchr(why.message, '\xc3') == NULL);
+    UPM_CHECK(strstr(why.message, "near '\"\\u?'") != NULL);
     UPM_CHECK_STR(refused("42", 65536).code, "invalid_json");
 
     why = refused("[1]", 65536);
