@@ -113,11 +113,7 @@ static const char *find_token(request_rec *r, const upm_dir_conf *d,
     if (tok) {
         scrub_logged_request(r);
     }
-    if (h && strncasecmp(h, "Bearer", 6) == 0 && (h[6] == ' ' || h[6] == '\t')) {
-        h += 7;
-        while (*h == ' ' || *h == '\t') {
-            h++;
-        }
+    if ((h = upm_jwt_bearer(h)) != NULL) {
         *source = "header";
         return h;
     }

@@ -121,6 +121,21 @@ static int is_id_char(unsigned char c)
         || c == '.' || c == '_' || c == ':' || c == '@' || c == '-';
 }
 
+int upm_valid_id(const char *s)
+{
+    apr_size_t n;
+
+    if (s == NULL) {
+        return 0;
+    }
+    for (n = 0; s[n]; n++) {
+        if (n >= UPM_ID_MAX || !is_id_char((unsigned char)s[n])) {
+            return 0;
+        }
+    }
+    return n > 0;
+}
+
 /* NULL when the type may be sent, else the reason. */
 static const char *check_type(apr_pool_t *p, const char *type)
 {

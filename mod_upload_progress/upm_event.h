@@ -18,6 +18,10 @@ typedef enum {
     UPM_EV_BAD_FIELD            /* an id field of the wrong type or too long */
 } upm_event_status;
 
+/* Is s a valid scope/owner id: 1..UPM_ID_MAX of [A-Za-z0-9._:@-]?  The
+ * rule upm_event_normalize applies to the id fields of a message. */
+int upm_valid_id(const char *s);
+
 /* The message type for a domain event name: overrides (apr_hash of
  * const char* -> const char*, may be NULL) first, then the built-in table.
  * NULL when unknown. */

@@ -22,7 +22,4 @@ void upm_status_register_hooks(apr_pool_t *p);
 int upm_json_error(request_rec *r, int status, const char *code,
                    const char *msg, int index);
 
-/* Is s a valid scope/owner id: 1..128 of [A-Za-z0-9._:@-]? */
-int upm_valid_id(const char *s);
-
 #endif

@@ -6,10 +6,6 @@
 #include <apr_strings.h>
 #include <jansson.h>
 
-/* Same rendering as the publish handler, so a message is byte for byte
- * the same whichever way it came in. */
-#define UPM_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
-
 static const char *const names[UPM_IN__COUNT] = {
     "ok", "too_large", "invalid_json", "not_an_object", "no_owner",
     "owner_conflict", "bad_event", "no_payload"
@@ -18,15 +14,6 @@ static const char *const names[UPM_IN__COUNT] = {
 const char *upm_ingest_name(upm_ingest_status st)
 {
     return st < UPM_IN__COUNT ? names[st] : "unknown";
-}
-
-static double message_percent(json_t *msg)
-{
-    json_t *v = json_object_get(msg, "progress");
-    if (!json_is_number(v)) {
-        v = json_object_get(msg, "progressPercent");
-    }
-    return json_is_number(v) ? json_number_value(v) : -1.0;
 }
 
 upm_ingest_status upm_ingest(apr_pool_t *p, const char *data, apr_size_t len,
@@ -38,8 +25,7 @@ upm_ingest_status upm_ingest(apr_pool_t *p, const char *data, apr_size_t len,
     json_error_t jerr;
     const char *owner = NULL;
     upm_event_status st;
-    char *text;
-    int f;
+    upm_msg *m;
 
     if (len > max) {
         *err = apr_psprintf(p, "%" APR_SIZE_T_FMT " bytes, more than the %" APR_SIZE_T_FMT
@@ -74,25 +60,16 @@ upm_ingest_status upm_ingest(apr_pool_t *p, const char *data, apr_size_t len,
                             owner, owner_hint);
         return UPM_IN_OWNER_CONFLICT;
     }
-    text = json_dumps(msg, UPM_DUMP_FLAGS);
-    if (!text) {
-        json_decref(msg);
+    /* The record the publish handler makes too, so a message is byte for
+     * byte the same whichever way it came in. */
+    m = upm_msg_make(p, msg, owner, now);
+    json_decref(msg);
+    if (!m) {
         *err = "out of memory";
         return UPM_IN_BAD_EVENT;
     }
-    memset(out, 0, sizeof(*out));
-    out->published = now;
-    out->percent = message_percent(msg);
-    for (f = 0; f < UPM_F__COUNT; f++) {
-        const char *s = json_string_value(json_object_get(msg, upm_msg_field_name(f)));
-        out->f[f] = apr_pstrdup(p, s ? s : "");
-    }
-    out->f[UPM_F_OWNER] = owner;
-    out->json_len = strlen(text);
-    out->json = apr_pstrmemdup(p, text, out->json_len);
+    *out = *m;
     out->ext = "";
-    free(text);
-    json_decref(msg);
     if (out->json_len > max) {
         /* Normalisation adds a little (type, timestamp, progress). */
         *err = apr_psprintf(p, "%" APR_SIZE_T_FMT " bytes once normalised, more than the %"

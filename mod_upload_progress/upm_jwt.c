@@ -469,6 +469,19 @@ upm_jwt_key *upm_jwt_key_make(apr_pool_t *p, const char *alg_name_in,
     return key;
 }
 
+const char *upm_jwt_bearer(const char *h)
+{
+    if (h == NULL || strncasecmp(h, "Bearer", 6) != 0
+        || (h[6] != ' ' && h[6] != '\t')) {
+        return NULL;
+    }
+    h += 7;
+    while (*h == ' ' || *h == '\t') {
+        h++;
+    }
+    return h;
+}
+
 static int b64url_char(char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')

@@ -72,6 +72,11 @@ upm_jwt_key *upm_jwt_key_make(apr_pool_t *p, const char *alg_name,
                               const unsigned char *data, apr_size_t len,
                               const char *kid, const char **err);
 
+/* The token of an Authorization header value "Bearer <token>" (RFC 6750
+ * 2.1; the scheme in any case, then spaces or tabs): a pointer into h,
+ * "" when nothing follows the scheme, NULL for another scheme. */
+const char *upm_jwt_bearer(const char *h);
+
 /* Full verification of a compact JWS.  keys is an array of upm_jwt_key*.
  * Key choice: when the token header has a kid, only the key with that kid
  * (UPM_JWT_UNKNOWN_KID if none); otherwise keys without a kid whose alg

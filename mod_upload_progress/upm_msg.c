@@ -1,5 +1,6 @@
 #include "upm_msg.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
 
@@ -13,6 +14,46 @@ static const char *const field_names[UPM_F__COUNT] = {
 const char *upm_msg_field_name(int f)
 {
     return (f >= 0 && f < UPM_F__COUNT) ? field_names[f] : NULL;
+}
+
+/* The percentage the fan-out throttles on: `progress` when it is a
+ * number, else `progressPercent` (set when `progress` is an object). */
+static double message_percent(json_t *msg)
+{
+    json_t *v = json_object_get(msg, "progress");
+    if (!json_is_number(v)) {
+        v = json_object_get(msg, "progressPercent");
+    }
+    return json_is_number(v) ? json_number_value(v) : -1.0;
+}
+
+static const char *field_str(json_t *msg, const char *name)
+{
+    const char *s = json_string_value(json_object_get(msg, name));
+    return s ? s : "";
+}
+
+upm_msg *upm_msg_make(apr_pool_t *p, json_t *msg, const char *owner,
+                      apr_time_t published)
+{
+    upm_msg *m;
+    char *text = json_dumps(msg, UPM_DUMP_FLAGS);
+    int f;
+
+    if (!text) {
+        return NULL;
+    }
+    m = apr_pcalloc(p, sizeof(*m));
+    m->published = published;
+    m->percent = message_percent(msg);
+    for (f = 0; f < UPM_F__COUNT; f++) {
+        m->f[f] = apr_pstrdup(p, field_str(msg, field_names[f]));
+    }
+    m->f[UPM_F_OWNER] = apr_pstrdup(p, owner ? owner : "");
+    m->json_len = strlen(text);
+    m->json = apr_pstrmemdup(p, text, m->json_len);
+    free(text);
+    return m;
 }
 
 /* Layout: u8 version, u8 flags, i64 published, f64 percent, u8 length and

@@ -8,6 +8,7 @@
 #include <apr.h>
 #include <apr_pools.h>
 #include <apr_time.h>
+#include <jansson.h>
 
 enum {
     UPM_F_TYPE = 0, UPM_F_OWNER, UPM_F_PHOTO, UPM_F_FILE, UPM_F_JOB,
@@ -31,6 +32,15 @@ typedef struct upm_msg {
     const char *json;           /* NUL-terminated, starts with '{' */
     apr_size_t json_len;
 } upm_msg;
+
+/* Compact JSON with doubles kept readable (45.5, not 45.499999...). */
+#define UPM_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
+/* The record of a normalised message (upm_event_normalize's output)
+ * owned by `owner`, allocated from p.  NULL only when the JSON cannot be
+ * serialised. */
+upm_msg *upm_msg_make(apr_pool_t *p, json_t *msg, const char *owner,
+                      apr_time_t published);
 
 /* Serialises m into one pool buffer. */
 char *upm_msg_pack(apr_pool_t *p, const upm_msg *m, apr_size_t *len);

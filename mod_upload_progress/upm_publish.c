@@ -7,6 +7,7 @@
 #include "upm_event.h"
 #include "upm_jwt.h"
 #include "upm_msg.h"
+#include "upm_publish_body.h"
 #include "upm_redis.h"
 #include "upm_stats.h"
 
@@ -22,23 +23,6 @@
 APLOG_USE_MODULE(upload_progress);
 
 #define UPM_PUBLISH_SCOPE "progress:publish"
-#define UPM_MAX_BATCH 1000
-
-int upm_valid_id(const char *s)
-{
-    apr_size_t n = 0;
-    if (!s) {
-        return 0;
-    }
-    for (; s[n]; n++) {
-        char c = s[n];
-        if (n >= 128 || !(apr_isalnum(c) || c == '.' || c == '_' || c == ':'
-                          || c == '@' || c == '-')) {
-            return 0;
-        }
-    }
-    return n > 0;
-}
 
 int upm_json_error(request_rec *r, int status, const char *code,
                    const char *msg, int index)
@@ -133,12 +117,12 @@ int upm_publish_handler(request_rec *r)
     upm_dir_conf *d;
     upm_srv_conf *sc;
     upm_auth_info *ai;
-    json_t *root, *ids, *resp;
-    json_error_t jerr;
+    json_t *ids, *resp;
+    upm_publish_refusal why;
     char *body, *text;
     apr_size_t blen;
     apr_off_t max_event;
-    size_t i, count;
+    int i, count;
     upm_msg **msgs;
     apr_uint64_t *seqs;
     apr_time_t now = apr_time_now();
@@ -178,72 +162,34 @@ int upm_publish_handler(request_rec *r)
         return rc;
     }
 
-    root = json_loadb(body, blen, 0, &jerr);
-    if (!root) {
-        json_t *o = json_pack("{s:s,s:s,s:i,s:i,s:i}", "error", "invalid_json",
-                              "message", jerr.text, "line", jerr.line,
-                              "column", jerr.column, "position", jerr.position);
-        char *t = json_dumps(o, UPM_DUMP_FLAGS);
-        json_decref(o);
-        r->status = HTTP_BAD_REQUEST;
-        ap_set_content_type(r, "application/json");
-        ap_rputs(t, r);
-        ap_rputs("\n", r);
-        free(t);
-        upm_stats_add(UPM_ST_EVENTS_REJECTED, 1);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13031)
-                      "publish refused: invalid JSON at line %d column %d: %s",
-                      jerr.line, jerr.column, jerr.text);
-        return OK;
-    }
-    if (json_is_object(root)) {
-        json_t *arr = json_array();
-        json_array_append_new(arr, root);
-        root = arr;
-    }
-    if (!json_is_array(root)) {
-        json_decref(root);
-        return upm_json_error(r, HTTP_UNPROCESSABLE_ENTITY, "not_an_event",
-                              "the body must be an event object or an array of them", -1);
-    }
-    count = json_array_size(root);
-    if (count == 0 || count > UPM_MAX_BATCH) {
-        json_decref(root);
-        return upm_json_error(r, HTTP_UNPROCESSABLE_ENTITY, "bad_batch",
-                              count ? "at most 1000 events per request"
-                                    : "the array holds no event", -1);
-    }
-
-    /* Everything is checked before anything is published: a request is
-     * accepted whole or not at all. */
-    msgs = apr_pcalloc(r->pool, sizeof(upm_msg *) * count);
-    seqs = apr_pcalloc(r->pool, sizeof(apr_uint64_t) * count);
-    for (i = 0; i < count; i++) {
-        json_t *ev = json_array_get(root, i), *msg = NULL;
-        const char *owner = NULL, *err = NULL;
-        upm_event_status st;
-        upm_msg *m;
-
-        st = upm_event_normalize(r->pool, ev, sc->event_map, NULL, now, &msg, &owner, &err);
-        if (st != UPM_EV_OK) {
-            static const char *const codes[] = {
-                "ok", "not_an_object", "no_type", "no_owner", "bad_field"
-            };
-            json_decref(root);
+    if (upm_publish_body(r->pool, body, blen, sc->event_map, max_event, now,
+                         &msgs, &count, &why) != 0) {
+        if (why.status == HTTP_BAD_REQUEST) {
+            json_t *o = json_pack("{s:s,s:s,s:i,s:i,s:i}", "error", why.code,
+                                  "message", why.message, "line", why.line,
+                                  "column", why.column, "position", why.position);
+            char *t = json_dumps(o, UPM_DUMP_FLAGS);
+            json_decref(o);
+            r->status = HTTP_BAD_REQUEST;
+            ap_set_content_type(r, "application/json");
+            if (t) {
+                ap_rputs(t, r);
+                ap_rputs("\n", r);
+                free(t);
+            }
+            upm_stats_add(UPM_ST_EVENTS_REJECTED, 1);
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13031)
+                          "publish refused: invalid JSON at line %d column %d: %s",
+                          why.line, why.column, why.message);
+            return OK;
+        }
+        if (why.status == HTTP_UNPROCESSABLE_ENTITY && why.index >= 0) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13032)
-                          "publish refused: event %d: %s", (int)i, err);
-            return upm_json_error(r, HTTP_UNPROCESSABLE_ENTITY, codes[st], err, (int)i);
+                          "publish refused: event %d: %s", why.index, why.message);
         }
-        m = msgs[i] = upm_emit_make(r->pool, msg, owner, now);
-        json_decref(msg);
-        if (!m || (apr_off_t)m->json_len > max_event) {
-            json_decref(root);
-            return upm_json_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "too_large",
-                                  apr_psprintf(r->pool, "the event is larger than %"
-                                               APR_OFF_T_FMT " bytes", max_event), (int)i);
-        }
+        return upm_json_error(r, why.status, why.code, why.message, why.index);
     }
-    json_decref(root);
+    seqs = apr_pcalloc(r->pool, sizeof(apr_uint64_t) * (apr_size_t)count);
 
     if (d->publish_rate) {
         int retry = 1, ok;
@@ -265,9 +211,9 @@ int upm_publish_handler(request_rec *r)
 
     if (upm_redis_enabled()) {
         /* Through Redis, so every server sharing it delivers the events. */
-        return upm_redis_publish(r, msgs, (int)count);
+        return upm_redis_publish(r, msgs, count);
     }
-    rv = upm_emit_publish(r->pool, msgs, (int)count, seqs);
+    rv = upm_emit_publish(r->pool, msgs, count, seqs);
     if (rv == APR_ENOSPC) {
         return upm_json_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "too_large",
                               "an event is larger than the replay ring's largest "

@@ -4,6 +4,7 @@
  * an upload made by an authenticated user is reported to that user only. */
 #include "upm_handlers.h"
 #include "upm_config.h"
+#include "upm_event.h"
 #include "upm_stats.h"
 #include "upm_track.h"
 

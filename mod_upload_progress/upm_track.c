@@ -319,7 +319,7 @@ static void emit(track_ctx *ctx, const char *type, int final, int status,
         json_object_set_new(ev, "reason", json_string(reason));
     }
     if (upm_event_normalize(ctx->tmp, ev, NULL, NULL, now, &msg, &owner, &err) != UPM_EV_OK
-        || !(m = upm_emit_make(ctx->tmp, msg, owner, now))) {
+        || !(m = upm_msg_make(ctx->tmp, msg, owner, now))) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, ctx->r, APLOGNO(13307)
                       "upload %s: cannot build %s: %s", ctx->id, type, err ? err : "JSON");
     }

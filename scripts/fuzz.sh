@@ -1,7 +1,9 @@
 #!/bin/sh
-# Builds the libFuzzer harnesses of the WebSocket parsers with clang under
-# AddressSanitizer and UndefinedBehaviorSanitizer and runs each for a
-# bounded time:  scripts/fuzz.sh [SECONDS]   (default 60 per harness)
+# Builds the libFuzzer harnesses (WebSocket frames, WebSocket client
+# messages, the publish body, tokens) with clang under AddressSanitizer and
+# UndefinedBehaviorSanitizer and runs each for a bounded time:
+#   scripts/fuzz.sh [SECONDS [NAME...]]   (default 60 s per harness, all)
+# NAME is ws_frame, ws_proto, publish or jwt.
 #
 # The seed corpus in fuzz/corpus/ is only read: new inputs go to a
 # temporary directory.  A crash leaves its input in fuzz/artifacts/ and
@@ -9,6 +11,14 @@
 set -eu
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
+[ $# -gt 0 ] && shift
+NAMES=${*:-ws_frame ws_proto publish jwt}
+for name in $NAMES; do
+    case $name in
+        ws_frame|ws_proto|publish|jwt) ;;
+        *) echo "fuzz: no harness $name (ws_frame, ws_proto, publish, jwt)" >&2; exit 2 ;;
+    esac
+done
 CC=${FUZZ_CC:-clang}
 command -v "$CC" >/dev/null || { echo "fuzz: $CC not found (scripts/deps.sh installs clang)" >&2; exit 1; }
 
@@ -17,23 +27,32 @@ APU_CONFIG=$(command -v apu-1-config)
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
         -fno-omit-frame-pointer -Imod_upload_progress
         $($APR_CONFIG --cflags --cppflags --includes) $($APU_CONFIG --includes)
-        $(pkg-config --cflags jansson)"
+        $(pkg-config --cflags jansson libjwt)"
 LIBS="$($APU_CONFIG --link-ld) $($APR_CONFIG --link-ld) $(pkg-config --libs jansson)"
+SRC=mod_upload_progress
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/upm-fuzz.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT INT TERM
 mkdir -p fuzz/artifacts
 
-# shellcheck disable=SC2086
-$CC $CFLAGS -o "$WORK/ws_frame_fuzzer" fuzz/ws_frame_fuzzer.c \
-    mod_upload_progress/upm_ws_frame.c $LIBS
-# shellcheck disable=SC2086
-$CC $CFLAGS -o "$WORK/ws_proto_fuzzer" fuzz/ws_proto_fuzzer.c \
-    mod_upload_progress/upm_ws_proto.c mod_upload_progress/upm_msg.c $LIBS
+# build NAME SOURCE... [-lLIB...]: fuzz/NAME_fuzzer.c with the files it drives.
+build() {
+    name=$1
+    shift
+    case " $NAMES " in *" $name "*) ;; *) return 0 ;; esac
+    # shellcheck disable=SC2086
+    $CC $CFLAGS -o "$WORK/${name}_fuzzer" "fuzz/${name}_fuzzer.c" "$@" $LIBS
+}
+build ws_frame $SRC/upm_ws_frame.c
+build ws_proto $SRC/upm_ws_proto.c $SRC/upm_msg.c
+build publish $SRC/upm_publish_body.c $SRC/upm_event.c $SRC/upm_msg.c $SRC/upm_ring.c -lm
+# The harness signs tokens itself (HMAC from libcrypto, which libjwt uses).
+# shellcheck disable=SC2046
+build jwt $SRC/upm_jwt.c $(pkg-config --libs libjwt) -lcrypto
 
 passed=0
 failed=0
-for name in ws_frame ws_proto; do
+for name in $NAMES; do
     mkdir -p "$WORK/corpus-$name"
     dict=""
     [ -f "fuzz/$name.dict" ] && dict="-dict=fuzz/$name.dict"

@@ -786,6 +786,26 @@ static void test_type_classes(void)
     UPM_CHECK(!upm_event_is_terminal_type(NULL));
 }
 
+static void test_valid_id(void)
+{
+    char max[UPM_ID_MAX + 2];
+
+    UPM_CHECK(upm_valid_id("u1"));
+    UPM_CHECK(upm_valid_id("A-z.0_9:x@example.com"));
+    UPM_CHECK(!upm_valid_id(NULL));
+    UPM_CHECK(!upm_valid_id(""));
+    UPM_CHECK(!upm_valid_id("a b"));
+    UPM_CHECK(!upm_valid_id("a/b"));
+    UPM_CHECK(!upm_valid_id("a\n"));
+    UPM_CHECK(!upm_valid_id("caf\xc3\xa9"));
+    memset(max, 'x', UPM_ID_MAX);
+    max[UPM_ID_MAX] = '\0';
+    UPM_CHECK(upm_valid_id(max));
+    max[UPM_ID_MAX] = 'x';
+    max[UPM_ID_MAX + 1] = '\0';
+    UPM_CHECK(!upm_valid_id(max));
+}
+
 static void test_progress_normalize(void)
 {
     norm_result r;
@@ -1026,6 +1046,7 @@ int main(void)
     test_iso8601();
     test_percent_math();
     test_type_classes();
+    test_valid_id();
     test_progress_normalize();
     test_full_message();
 

@@ -857,6 +857,21 @@ static void test_garbage(void)
     UPM_CHECK_INT(verify(tok, keys, NULL, NULL), UPM_JWT_MALFORMED);
 }
 
+static void test_bearer(void)
+{
+    UPM_CHECK_STR(upm_jwt_bearer("Bearer abc.def.ghi"), "abc.def.ghi");
+    UPM_CHECK_STR(upm_jwt_bearer("bearer \t  abc"), "abc");
+    UPM_CHECK_STR(upm_jwt_bearer("BEARER\tabc"), "abc");
+    UPM_CHECK_STR(upm_jwt_bearer("Bearer "), "");
+    UPM_CHECK_STR(upm_jwt_bearer("Bearer abc "), "abc ");
+    UPM_CHECK(upm_jwt_bearer(NULL) == NULL);
+    UPM_CHECK(upm_jwt_bearer("") == NULL);
+    UPM_CHECK(upm_jwt_bearer("Bearer") == NULL);
+    UPM_CHECK(upm_jwt_bearer("Bearerabc") == NULL);
+    UPM_CHECK(upm_jwt_bearer("Basic YTpi") == NULL);
+    UPM_CHECK(upm_jwt_bearer(" Bearer abc") == NULL);
+}
+
 static void test_too_large(void)
 {
     apr_array_header_t *keys = keyset(key_ok("HS256", secret_a,
@@ -1178,6 +1193,7 @@ int main(int argc, const char *const argv[])
     test_issuer_audience();
     test_user_claim();
     test_garbage();
+    test_bearer();
     test_too_large();
     test_kid();
     test_candidates();
