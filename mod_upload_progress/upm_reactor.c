@@ -118,7 +118,9 @@ static void upm_suspend_connection(conn_rec *c, request_rec *r)
      * returns: see bury(). */
     rc->handed_at = apr_time_now();
     apr_thread_mutex_lock(rx.lock);
-    rc->next_ready = NULL;
+    /* rc->next_ready is left alone: a message published since the stream
+     * joined the hub may have queued rc on the ready list already, and
+     * that link is the rest of the list. */
     rc->next = rx.incoming;
     rx.incoming = rc;
     apr_thread_mutex_unlock(rx.lock);
