@@ -76,7 +76,7 @@ children_mem() { # OUTFILE
     sleep 2
     "$PSTAT" --each "$SERVER_PID" | awk -v pp="$SERVER_PID" '
         { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
-        v["ppid"] == pp { print v["pid"], v["rss_kb"], v["pss_kb"] }' | sort -n > "$1"
+        v["ppid"] == pp { print v["pid"], v["rss_kb"], v["pss_kb"] }' | sort > "$1"
 }
 
 FAILS=""
@@ -160,7 +160,9 @@ for tag in cycles-warmup cycles-rest; do
     done
     log "  $tag: $(jget "$f" cycles_ok)/$want cycles (ws $(jget "$f" cycles_ws); left by goodbye $(jget "$f" left_goodbye), FIN $(jget "$f" left_fin), RST $(jget "$f" left_rst)), receive p99 $(jget "$f" p99_ms) ms"
 done
-CYCLE_ERRORS=$(( $(jget "$RUN/cycles-warmup.json" cycles_failed || echo 1) + $(jget "$RUN/cycles-rest.json" cycles_failed || echo 1) ))
+e1=$(jget "$RUN/cycles-warmup.json" cycles_failed)
+e2=$(jget "$RUN/cycles-rest.json" cycles_failed)
+CYCLE_ERRORS=$(( ${e1:-1} + ${e2:-1} ))
 same_children cycles-warmup
 same_children cycles-end
 
@@ -227,8 +229,11 @@ TABLE=$RUN/table.md
 growth_rows() { # LABEL COUNT SECONDS ERRORS BEFORE AFTER
     join "$5" "$6" | awk -v label="$1" -v n="$2" -v s="$3" -v err="$4" -v max="$MAX_GROWTH" '
         { pct = ($2 > 0) ? ($4 - $2) * 100 / $2 : 0
-          printf "| %s | %s | %.1f | %s | %s | %d | %d | %+.2f %% | %d | %d |\n",
-                 NR == 1 ? label : "", NR == 1 ? n : "", s, err, $1, $2, $4, pct, $3, $5
+          if (NR == 1)
+              printf "| %s | %s | %.1f | %s ", label, n, s, err
+          else
+              printf "| | | | "
+          printf "| %s | %d | %d | %+.2f %% | %d | %d |\n", $1, $2, $4, pct, $3, $5
           r0 += $2; r1 += $4; p0 += $3; p1 += $5
           if (pct > max) bad = bad " " $1 }
         END { printf "| | | | | all | %d | %d | %+.2f %% | %d | %d |\n", r0, r1,
