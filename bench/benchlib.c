@@ -245,7 +245,9 @@ int bl_chunked_feed(bl_chunked *d, const char *p, size_t n, size_t *used,
             if (take > d->remaining) {
                 take = (size_t)d->remaining;
             }
-            out(ctx, p + i, take);
+            if (out) {
+                out(ctx, p + i, take);
+            }
             i += take;
             d->remaining -= take;
             if (!d->remaining) {
@@ -379,6 +381,51 @@ int bl_parse_response(const char *buf, size_t len, bl_resp *r)
 
 /* ---- tokens ------------------------------------------------------- */
 
+int bl_resp_parse(bl_resp_reader *rr, bl_buf *in, bl_chunk_out body, bl_resp_done done,
+                  void *ctx)
+{
+    for (;;) {
+        if (!rr->in_body) {
+            size_t end = in->len ? bl_header_end(in->p, in->len) : 0;
+            bl_resp r;
+            if (!end) {
+                return 0;
+            }
+            bl_parse_response(in->p, end, &r);
+            bl_buf_consume(in, end);
+            rr->status = r.status;
+            rr->chunked = r.chunked;
+            rr->body_left = r.content_length < 0 ? 0 : r.content_length;
+            memset(&rr->ch, 0, sizeof(rr->ch));
+            rr->in_body = 1;
+        }
+        if (rr->chunked) {
+            size_t used = 0;
+            int rc = bl_chunked_feed(&rr->ch, in->p, in->len, &used, body, ctx);
+            bl_buf_consume(in, used);
+            if (rc < 0) {
+                return -1;
+            }
+            if (rc == 0) {
+                return 0;
+            }
+        }
+        else {
+            size_t take = in->len < (size_t)rr->body_left ? in->len : (size_t)rr->body_left;
+            if (body && take) {
+                body(ctx, in->p, take);
+            }
+            bl_buf_consume(in, take);
+            rr->body_left -= (long long)take;
+            if (rr->body_left) {
+                return 0;
+            }
+        }
+        rr->in_body = 0;
+        done(ctx, rr->status);
+    }
+}
+
 int bl_read_secret(const char *path, char *out, size_t cap)
 {
     FILE *f = fopen(path, "r");
@@ -503,6 +550,49 @@ int bl_json_str(const char *json, size_t len, const char *qkey, const char **v, 
     *v = p;
     *vlen = (size_t)(q - p);
     return 1;
+}
+
+void bl_event_json(bl_buf *b, int kind, const char *user, uint32_t n, uint64_t t_pub,
+                   const char *pad)
+{
+    switch (kind % BL_EVENT_KINDS) {
+    case 1:
+        bl_buf_printf(b, "{\"event\":\"PhotoUploadProgressed\",\"userId\":\"%s\","
+                      "\"photoId\":\"p-%u\",\"bytesUploaded\":%u,\"totalBytes\":1000",
+                      user, n, n % 1000);
+        break;
+    case 2:
+        bl_buf_printf(b, "{\"event\":\"PhotoUploadCompleted\",\"userId\":\"%s\","
+                      "\"photoId\":\"p-%u\",\"bytesUploaded\":1000,\"totalBytes\":1000",
+                      user, n);
+        break;
+    case 3:
+        bl_buf_printf(b, "{\"event\":\"UploadJobProgressed\",\"userId\":\"%s\","
+                      "\"jobId\":\"j-%u\",\"progressPercent\":%u,\"step\":\"thumbnails\"",
+                      user, n, n % 100);
+        break;
+    case 4:
+        bl_buf_printf(b, "{\"event\":\"UploadJobCompleted\",\"userId\":\"%s\","
+                      "\"jobId\":\"j-%u\",\"result\":{\"url\":\"/photos/p-%u\"}",
+                      user, n, n);
+        break;
+    case 5:
+        bl_buf_printf(b, "{\"event\":\"PhotoUploadedEvent\",\"userId\":\"%s\","
+                      "\"photoId\":\"p-%u\",\"sessionId\":\"s-%u\"", user, n, n / 16);
+        break;
+    case 6:
+        bl_buf_printf(b, "{\"type\":\"session_created\",\"userId\":\"%s\","
+                      "\"sessionId\":\"s-%u\",\"totalCount\":12", user, n);
+        break;
+    default:
+        bl_buf_printf(b, "{\"type\":\"bench\",\"userId\":\"%s\"", user);
+        break;
+    }
+    bl_buf_printf(b, ",\"n\":%u,\"t_pub\":%llu", n, (unsigned long long)t_pub);
+    if (pad && *pad) {
+        bl_buf_printf(b, ",\"pad\":\"%s\"", pad);
+    }
+    bl_buf_add(b, "}", 1);
 }
 
 char *bl_expand(const char *tmpl, const char *user, const char *token)

@@ -67,6 +67,22 @@ int bl_parse_response(const char *buf, size_t len, bl_resp *r);
 /* Position just past CRLFCRLF in buf[0..len), or 0 when absent. */
 size_t bl_header_end(const char *buf, size_t len);
 
+/* Reader of pipelined responses on one keep-alive connection: parses as
+ * many complete responses as `in` holds and consumes them, passing body
+ * bytes to `body` (may be NULL) and calling `done` with the status of each
+ * complete one.  Returns -1 on a malformed body, else 0.  Zero it (or
+ * reset in_body) when the connection is opened again. */
+typedef struct {
+    int in_body;
+    int status;
+    int chunked;
+    long long body_left;
+    bl_chunked ch;
+} bl_resp_reader;
+typedef void (*bl_resp_done)(void *ctx, int status);
+int bl_resp_parse(bl_resp_reader *rr, bl_buf *in, bl_chunk_out body, bl_resp_done done,
+                  void *ctx);
+
 /* HS256 JWT for `sub`, valid for ttl seconds; the secret is the first line
  * of the file (what scripts/jwt.sh signs with). */
 int bl_read_secret(const char *path, char *out, size_t cap);
@@ -81,6 +97,17 @@ int bl_json_u64(const char *json, size_t len, const char *quoted_key, uint64_t *
 /* Finds "key":"value" and returns a pointer to value and its length. */
 int bl_json_str(const char *json, size_t len, const char *quoted_key,
                 const char **v, size_t *vlen);
+
+/* An event for the publish endpoint, carrying its user's sequence number n
+ * and t_pub (pad: NULL or a filler string).  Kind 0 is the benchmark's
+ * plain "bench" message; kinds 1 to BL_EVENT_KINDS - 1 are the domain
+ * events and message types of docs/events.md, so a soak goes through the
+ * mapping and progress paths too.  Progress events name a photo or job of
+ * their own per n: the per-connection throttle would otherwise coalesce
+ * them and a subscriber could not account for every one. */
+#define BL_EVENT_KINDS 7
+void bl_event_json(bl_buf *b, int kind, const char *user, uint32_t n, uint64_t t_pub,
+                   const char *pad);
 
 /* Replaces {u} with the user name and {t} with the token in a template. */
 char *bl_expand(const char *tmpl, const char *user, const char *token);

@@ -5,14 +5,26 @@
  * messages of another user (from the per-user sequence n and userId).
  *
  *   loadclient --port P --path '/sse' --conns N --users U --prefix s2u
- *              [--proto sse|ws] [--secret FILE | --no-auth] [--procs K]
+ *              [--proto sse|ws|mixed [--ws-path /ws]] [--secret FILE | --no-auth] [--procs K]
  *              [--status FILE] [--stop-file FILE] [--sent FILE] [--out FILE]
  *
  * Connection j belongs to user (j mod U), named PREFIX<j mod U>.  The parent
  * writes a status line to --status while it runs and, when told to stop
  * (SIGTERM, SIGINT, the stop file or --max-time), merges the workers'
  * results into one JSON summary.  Loss is counted against the publisher's
- * per-user counts (--sent) read at stop time. */
+ * per-user counts (--sent) read at stop time.  mixed: odd connections speak
+ * WebSocket (to --ws-path), even ones SSE.
+ *
+ *   loadclient ... --cycles C [--cycle-base B] [--publish /publish]
+ *
+ * The leak soak's mode: --conns slots run C connect / receive / disconnect
+ * cycles in all, then exit.  Cycle k is user PREFIX<B+k> with a token of
+ * its own; once its stream is open the client publishes one event for that
+ * user itself (to --publish, batched with other slots' on one keep-alive
+ * connection per process) and waits for it to arrive, then leaves one of
+ * three ways in turn: the protocol's goodbye (a WebSocket close handshake;
+ * SSE has none, a FIN), a FIN without a close frame, or a reset (RST).  A
+ * cycle that does not complete within --cycle-timeout counts as failed. */
 #define _GNU_SOURCE
 #include "benchlib.h"
 
@@ -48,6 +60,7 @@ static struct {
     const char *host;
     int port;
     const char *path;       /* template: {u} user, {t} token */
+    const char *ws_path;    /* mixed: the WebSocket connections' path */
     int ws;
     int conns, users, procs, src_base;
     const char *prefix;
@@ -61,10 +74,16 @@ static struct {
     const char *status_file, *stop_file, *sent_file, *out_file;
     int max_time;
     const char *label;
+    int mixed;              /* odd connections (cycles) WebSocket, even SSE */
+    long cycles;            /* > 0: the soak's cycle mode */
+    long cycle_base;
+    int cycle_timeout;      /* s */
+    const char *publish_path;
 } opt = {
     .host = "127.0.0.1", .port = 0, .path = "/sse", .conns = 100, .users = 100,
     .procs = 1, .src_base = 2, .prefix = "u", .connect_rate = 4000, .max_pending = 256,
     .connect_timeout = 60, .reconnect = 1, .max_time = 3600, .label = "",
+    .cycle_timeout = 10, .publish_path = "/publish",
 };
 
 static char secret[512];
@@ -79,6 +98,8 @@ typedef struct {
     volatile uint64_t delivered; /* messages carrying t_pub */
     uint64_t lost, dup, reordered, foreign, resets, other, disconnects, reconnects;
     uint64_t bad_status, neg_latency, expected;
+    uint64_t cycles_ok, cycles_failed, cycles_ws, pub_errors, pub_reconnects;
+    uint64_t leaves[3];          /* cycles ended by goodbye, FIN, RST */
     int first_status;
     char first_error[160];
     bl_hist hist;
@@ -94,7 +115,10 @@ static shared_t *sh;
 
 /* ---- connections --------------------------------------------------- */
 
-enum { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_STREAM, C_WAIT, C_FAILED };
+enum { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_STREAM, C_WAIT, C_FAILED, C_CLOSING };
+
+/* How a cycle leaves: see the top of this file. */
+enum { LEAVE_GOODBYE, LEAVE_FIN, LEAVE_RST };
 
 typedef struct {
     int fd;
@@ -111,6 +135,17 @@ typedef struct {
     char lastid[64];
     char ws_key[32];
     int ever;               /* streamed before: a reconnect */
+    int ws;
+    const char *uname;      /* the user's name and token */
+    size_t uname_len;
+    const char *token;
+    /* cycle mode */
+    long cycle;
+    int leave;
+    int64_t cycle_deadline; /* ms */
+    int got;                /* its message arrived */
+    char cname[48];
+    char *ctoken;
     /* per-user sequence numbers seen: a bitmap so duplicates and holes are
      * exact even when messages arrive out of order */
     uint8_t *bits;
@@ -142,20 +177,16 @@ static void fail_note(int status, const char *fmt, ...)
     va_end(ap);
 }
 
-static const char *user_name(int u)
+/* Connection c is user u's for good. */
+static void conn_user(conn *c, int u)
 {
-    return user_names[u];
-}
-
-static const char *user_token(int u)
-{
-    if (!opt.secret_file) {
-        return NULL;
-    }
-    if (!user_tokens[u]) {
+    c->user = u;
+    c->uname = user_names[u];
+    c->uname_len = user_name_len[u];
+    if (opt.secret_file && !user_tokens[u]) {
         user_tokens[u] = bl_jwt_hs256(secret, user_names[u], 4 * 3600);
     }
-    return user_tokens[u];
+    c->token = opt.secret_file ? user_tokens[u] : NULL;
 }
 
 static void ev_set(conn *c, uint32_t events, int op)
@@ -180,15 +211,49 @@ static void conn_close(conn *c)
     if (c->state == C_STREAM) {
         me->streaming--;
     }
+    c->state = C_IDLE;
     bl_buf_free(&c->in);
     bl_buf_free(&c->out);
     bl_buf_free(&c->line);
     bl_buf_free(&c->data);
 }
 
+/* Cycle mode: the cycle is over, well or not; the slot is free for the
+ * next one. */
+static void cycle_end(conn *c, int ok, int status, const char *why)
+{
+    conn_close(c);
+    free(c->ctoken);
+    c->ctoken = NULL;
+    c->token = NULL;
+    if (ok) {
+        me->cycles_ok++;
+        me->leaves[c->leave]++;
+        me->cycles_ws += (uint64_t)c->ws;
+        return;
+    }
+    me->cycles_failed++;
+    /* The first few by name, to look them up in the server's log. */
+    if (me->cycles_failed <= 20) {
+        fprintf(stderr, "cycle %ld failed (%s, user %s, event kind %ld, leaving by %s): %s\n",
+                c->cycle, c->ws ? "ws" : "sse", c->cname, c->cycle % BL_EVENT_KINDS,
+                c->leave == LEAVE_GOODBYE ? "goodbye" : c->leave == LEAVE_FIN ? "FIN" : "RST",
+                why);
+    }
+    if (status >= 400) {
+        me->bad_status++;
+    }
+    fail_note(status, "cycle %ld (%s, user %s): %s", c->cycle, c->ws ? "ws" : "sse", c->cname,
+              why);
+}
+
 static void conn_fail(conn *c, int status, const char *why)
 {
     int was_ever = c->ever;
+    if (opt.cycles) {
+        cycle_end(c, 0, status, why);
+        return;
+    }
     conn_close(c);
     if (was_ever && opt.reconnect && !sh->stop) {
         /* A reconnect attempt that failed: try again a little later. */
@@ -208,6 +273,10 @@ static void conn_fail(conn *c, int status, const char *why)
 static void conn_lost(conn *c, const char *why)
 {
     me->disconnects++;
+    if (opt.cycles) {
+        cycle_end(c, 0, 0, why);
+        return;
+    }
     conn_close(c);
     if (opt.reconnect && !sh->stop) {
         c->state = C_WAIT;
@@ -243,14 +312,14 @@ static int conn_write(conn *c, const char *p, size_t n)
 static void send_request(conn *c)
 {
     bl_buf req = { 0 };
-    const char *tok = user_token(c->user);
-    char *path = bl_expand(opt.path, user_name(c->user), tok);
+    const char *tok = c->token;
+    char *path = bl_expand(c->ws && opt.ws_path ? opt.ws_path : opt.path, c->uname, tok);
     bl_buf_printf(&req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n", path, opt.host, opt.port);
     free(path);
     if (tok && !opt.token_in_query) {
         bl_buf_printf(&req, "Authorization: Bearer %s\r\n", tok);
     }
-    if (opt.ws) {
+    if (c->ws) {
         unsigned char key[16];
         int i;
         for (i = 0; i < 16; i++) {
@@ -279,11 +348,17 @@ static void send_request(conn *c)
 static void conn_start(conn *c)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+    char why[96];
     if (fd < 0) {
-        c->state = C_FAILED;
-        me->failed++;
-        fail_note(0, "socket: %s", strerror(errno));
+        snprintf(why, sizeof(why), "socket: %s", strerror(errno));
+        conn_fail(c, 0, why);
         return;
+    }
+    if (opt.cycles) {
+        /* 100,000 short connections would run one source address out of
+         * ports while the closed ones sit in TIME_WAIT: cycles take turns
+         * over 64 addresses. */
+        src.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)(opt.src_base + c->cycle % 64));
     }
     /* The port is chosen at connect time, per destination, so one source
      * address serves up to the whole ephemeral range for this server. */
@@ -291,9 +366,8 @@ static void conn_start(conn *c)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
         close(fd);
-        c->state = C_FAILED;
-        me->failed++;
-        fail_note(0, "bind: %s", strerror(errno));
+        snprintf(why, sizeof(why), "bind: %s", strerror(errno));
+        conn_fail(c, 0, why);
         return;
     }
     c->fd = fd;
@@ -303,7 +377,6 @@ static void conn_start(conn *c)
     memset(&c->ch, 0, sizeof(c->ch));
     pending++;
     if (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) < 0 && errno != EINPROGRESS) {
-        char why[96];
         snprintf(why, sizeof(why), "connect: %s", strerror(errno));
         conn_fail(c, 0, why);
         return;
@@ -357,22 +430,23 @@ static void on_message(conn *c, const char *json, size_t len)
         else {
             me->other++;
         }
-        if (opt.ws && bl_json_str(json, len, "\"id\"", &v, &vl) && vl < sizeof(c->lastid)) {
+        if (c->ws && bl_json_str(json, len, "\"id\"", &v, &vl) && vl < sizeof(c->lastid)) {
             memcpy(c->lastid, v, vl);
             c->lastid[vl] = 0;
         }
         return;
     }
     if (bl_json_str(json, len, "\"userId\"", &v, &vl)) {
-        if (vl != user_name_len[c->user] || memcmp(v, user_names[c->user], vl) != 0) {
+        if (vl != c->uname_len || memcmp(v, c->uname, vl) != 0) {
             me->foreign++;
             return;
         }
     }
-    if (opt.ws && bl_json_str(json, len, "\"id\"", &v, &vl) && vl < sizeof(c->lastid)) {
+    if (c->ws && bl_json_str(json, len, "\"id\"", &v, &vl) && vl < sizeof(c->lastid)) {
         memcpy(c->lastid, v, vl);
         c->lastid[vl] = 0;
     }
+    c->got = 1;
     if (rx_now >= t_pub) {
         bl_hist_add(&me->hist, rx_now - t_pub);
     }
@@ -541,6 +615,11 @@ static int ws_frames(conn *c)
             }
             break;
         case 0x8:
+            if (c->state == C_CLOSING) {
+                /* The answer to our close: the cycle's goodbye is done. */
+                cycle_end(c, 1, 0, NULL);
+                return -1;
+            }
             ws_send_frame(c, 0x8, pl, plen >= 2 ? 2 : 0);
             if (c->fd >= 0) {
                 conn_lost(c, "close frame");
@@ -575,7 +654,7 @@ static int ws_accept_ok(conn *c, const char *accept)
 /* Bytes of the body, after the headers: returns -1 when the stream ended. */
 static int body_feed(conn *c, const char *p, size_t n)
 {
-    if (opt.ws) {
+    if (c->ws) {
         bl_buf_add(&c->in, p, n);
         return ws_frames(c);
     }
@@ -596,18 +675,171 @@ static int body_feed(conn *c, const char *p, size_t n)
     return 0;
 }
 
+/* ---- cycle mode: the publish connection and leaving ---------------- */
+
+/* One keep-alive connection per process to the publish endpoint; the
+ * events of the cycles whose streams opened since the last flush go out in
+ * one request (a bare object when there is one). */
+#define PUB_MAX_UNANSWERED 4096
+static struct {
+    int fd;
+    bl_buf out, in, batch;
+    int batch_n;
+    bl_resp_reader rr;
+    /* Requests not answered yet, in order: sent again after a close. */
+    bl_buf unanswered;
+    size_t len[PUB_MAX_UNANSWERED];
+    int head, n;
+} pub = { .fd = -1 };
+
+/* The event MPM closes idle keep-alive connections whenever all its
+ * workers are busy (so they may go to another child), which a burst of
+ * handshakes causes: requests it did not answer were not processed and go
+ * out again on a new connection. */
+static void pub_close(void)
+{
+    close(pub.fd);
+    pub.fd = -1;
+    pub.in.len = 0;
+    pub.rr.in_body = 0;
+    pub.out.len = 0;
+    bl_buf_add(&pub.out, pub.unanswered.p, pub.unanswered.len);
+    me->pub_reconnects++;
+}
+
+static void pub_done(void *ctx, int status)
+{
+    bl_buf_consume(&pub.unanswered, pub.len[pub.head]);
+    pub.head = (pub.head + 1) % PUB_MAX_UNANSWERED;
+    pub.n--;
+    if (status < 200 || status >= 300) {
+        me->pub_errors++;
+        fail_note(status, "publish: status %d", status);
+    }
+}
+
+static void pub_event(uint32_t events)
+{
+    char buf[16384];
+    ssize_t r;
+    if ((events & EPOLLOUT) && pub.out.len) {
+        ssize_t w = send(pub.fd, pub.out.p, pub.out.len, MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN) {
+            pub_close();
+            return;
+        }
+        bl_buf_consume(&pub.out, w > 0 ? (size_t)w : 0);
+    }
+    while ((r = recv(pub.fd, buf, sizeof(buf), 0)) > 0) {
+        bl_buf_add(&pub.in, buf, (size_t)r);
+    }
+    /* Answers that came before a close count. */
+    if (bl_resp_parse(&pub.rr, &pub.in, NULL, pub_done, NULL) < 0) {
+        pub_close();
+        return;
+    }
+    if (r == 0 || (r < 0 && errno != EAGAIN)) {
+        pub_close();
+        return;
+    }
+    if (!pub.out.len) {
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = &pub };
+        epoll_ctl(epfd, EPOLL_CTL_MOD, pub.fd, &ev);
+    }
+}
+
+static void pub_flush(void)
+{
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = &pub };
+    bl_buf req = { 0 };
+    if (pub.fd < 0 && (pub.batch_n || pub.out.len)) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+        if (fd < 0 || connect(fd, (struct sockaddr *)&dst, sizeof(dst)) < 0) {
+            /* Tried again at the next turn; the cycles waiting for it time
+             * out if it never works. */
+            if (fd >= 0) {
+                close(fd);
+            }
+            fail_note(0, "publish connection: %s", strerror(errno));
+            return;
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        pub.fd = fd;
+        epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+    }
+    if (pub.batch_n && pub.n < PUB_MAX_UNANSWERED) {
+        bl_buf_printf(&req, "POST %s HTTP/1.1\r\nHost: %s:%d\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                      opt.publish_path, opt.host, opt.port,
+                      pub.batch.len + (pub.batch_n > 1) * 2, pub.batch_n > 1 ? "[" : "");
+        bl_buf_add(&req, pub.batch.p, pub.batch.len);
+        bl_buf_add(&req, "]", pub.batch_n > 1);
+        pub.batch.len = 0;
+        pub.batch_n = 0;
+        bl_buf_add(&pub.out, req.p, req.len);
+        bl_buf_add(&pub.unanswered, req.p, req.len);
+        pub.len[(pub.head + pub.n) % PUB_MAX_UNANSWERED] = req.len;
+        pub.n++;
+        bl_buf_free(&req);
+    }
+    if (!pub.out.len) {
+        return;
+    }
+    ev.events |= EPOLLOUT;
+    epoll_ctl(epfd, EPOLL_CTL_MOD, pub.fd, &ev);
+}
+
+/* The cycle's stream is open: its event goes out with the next flush,
+ * through the kinds of bl_event_json in turn. */
+static void cycle_publish(conn *c)
+{
+    if (pub.batch_n++) {
+        bl_buf_add(&pub.batch, ",", 1);
+    }
+    bl_event_json(&pub.batch, (int)(c->cycle % BL_EVENT_KINDS), c->cname, 1, bl_now_us(), NULL);
+}
+
+/* The cycle's message arrived: leave as this cycle's turn says. */
+static void cycle_leave(conn *c)
+{
+    struct linger lg = { 1, 0 };
+    switch (c->leave) {
+    case LEAVE_GOODBYE:
+        if (c->ws) {
+            ws_send_frame(c, 0x8, "\x03\xe8", 2);
+            if (c->fd >= 0) {
+                me->streaming--;
+                c->state = C_CLOSING;
+            }
+            return;
+        }
+        break;
+    case LEAVE_RST:
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        break;
+    default:
+        break;
+    }
+    cycle_end(c, 1, 0, NULL);
+}
+
 static void on_established(conn *c)
 {
     pending--;
     c->state = C_STREAM;
     me->streaming++;
-    if (!c->ever) {
+    if (opt.cycles) {
+        me->established++;
+        cycle_publish(c);
+    }
+    else if (!c->ever) {
         me->established++;
         c->ever = 1;
     }
     else {
         me->reconnects++;
-        if (opt.ws && opt.ws_resume && c->lastid[0]) {
+        if (c->ws && opt.ws_resume && c->lastid[0]) {
             char msg[128];
             int n = snprintf(msg, sizeof(msg), "{\"type\":\"resume\",\"lastEventId\":\"%s\"}",
                              c->lastid);
@@ -629,7 +861,7 @@ static void handshake_feed(conn *c, const char *p, size_t n)
         return;
     }
     bl_parse_response(c->in.p, end, &r);
-    if (opt.ws) {
+    if (c->ws) {
         if (r.status != 101 || !ws_accept_ok(c, r.accept)) {
             char why[160];
             snprintf(why, sizeof(why), "handshake: status %d%s: %.80s", r.status,
@@ -660,6 +892,9 @@ static void on_event(conn *c, uint32_t events)
 {
     static char rbuf[READ_CHUNK];
     int rounds;
+    if (c->fd < 0) {
+        return;
+    }
     if (c->state == C_CONNECTING) {
         int err = 0;
         socklen_t el = sizeof(err);
@@ -714,7 +949,10 @@ static void on_event(conn *c, uint32_t events)
             return;
         }
         if (r == 0) {
-            if (c->state == C_STREAM) {
+            if (c->state == C_CLOSING) {
+                conn_lost(c, "closed without a close frame in answer to ours");
+            }
+            else if (c->state == C_STREAM) {
                 conn_lost(c, "closed by the server");
             }
             else {
@@ -727,6 +965,10 @@ static void on_event(conn *c, uint32_t events)
             handshake_feed(c, rbuf, (size_t)r);
         }
         else if (body_feed(c, rbuf, (size_t)r) < 0) {
+            return;
+        }
+        if (opt.cycles && c->got && c->state == C_STREAM) {
+            cycle_leave(c);
             return;
         }
         if ((size_t)r < sizeof(rbuf)) {
@@ -751,7 +993,8 @@ static void worker(int k)
     nconns = mine;
     for (j = 0; j < mine; j++) {
         conns[j].fd = -1;
-        conns[j].user = (k + j * opt.procs) % opt.users;
+        conn_user(&conns[j], (k + j * opt.procs) % opt.users);
+        conns[j].ws = opt.mixed ? (k + j * opt.procs) & 1 : opt.ws;
         conns[j].state = C_IDLE;
     }
     epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -795,6 +1038,87 @@ static void worker(int k)
     }
 }
 
+/* ---- cycle mode worker ---------------------------------------------- */
+
+static void cycle_start(conn *c, long id)
+{
+    c->cycle = id;
+    c->ws = opt.mixed ? (int)(id & 1) : opt.ws;
+    c->leave = (int)((id >> 1) % 3);
+    snprintf(c->cname, sizeof(c->cname), "%s%ld", opt.prefix, id);
+    c->uname = c->cname;
+    c->uname_len = strlen(c->cname);
+    c->ctoken = opt.secret_file ? bl_jwt_hs256(secret, c->cname, 3600) : NULL;
+    c->token = c->ctoken;
+    c->got = 0;
+    c->uniq = c->maxn = 0;
+    if (c->bits) {
+        memset(c->bits, 0, c->bits_cap / 8);
+    }
+    c->lastid[0] = 0;
+    c->cycle_deadline = bl_mono_ms() + (int64_t)opt.cycle_timeout * 1000;
+    conn_start(c);
+}
+
+static const char *cycle_stuck(const conn *c)
+{
+    switch (c->state) {
+    case C_CONNECTING: return "connect timed out";
+    case C_HANDSHAKE:  return "no response in time";
+    case C_CLOSING:    return "no close frame in answer to ours in time";
+    default:           return "its message did not arrive in time";
+    }
+}
+
+/* This process's share of the slots and of the cycles; returns when its
+ * cycles are all over (or at stop). */
+static void worker_cycles(int k)
+{
+    long mine = opt.cycles / opt.procs + (k < opt.cycles % opt.procs), next = 0;
+    int j;
+    struct epoll_event evs[512];
+    me = &sh->w[k];
+    srand((unsigned)(getpid() ^ bl_now_us()));
+    for (j = k; j < opt.conns; j += opt.procs) {
+        nconns++;
+    }
+    conns = calloc((size_t)(nconns ? nconns : 1), sizeof(conn));
+    for (j = 0; j < nconns; j++) {
+        conns[j].fd = -1;
+        conns[j].state = C_IDLE;
+    }
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    src.sin_family = AF_INET;
+    while (!sh->stop) {
+        int64_t now = bl_mono_ms();
+        int n, i, active = 0;
+        for (i = 0; i < nconns; i++) {
+            conn *c = &conns[i];
+            if (c->state == C_IDLE && next < mine) {
+                cycle_start(c, opt.cycle_base + k + next++ * opt.procs);
+            }
+            if (c->state != C_IDLE && now > c->cycle_deadline) {
+                cycle_end(c, 0, 0, cycle_stuck(c));
+            }
+            active += c->state != C_IDLE;
+        }
+        if (!active && next >= mine) {
+            break;
+        }
+        pub_flush();
+        n = epoll_wait(epfd, evs, 512, 20);
+        for (i = 0; i < n; i++) {
+            if (evs[i].data.ptr == &pub) {
+                pub_event(evs[i].events);
+            }
+            else {
+                on_event(evs[i].data.ptr, evs[i].events);
+            }
+        }
+        pub_flush();
+    }
+}
+
 static void worker_finish(void)
 {
     uint32_t users = 0, *sent = opt.sent_file ? bl_sent_read(opt.sent_file, &users) : NULL;
@@ -833,7 +1157,7 @@ static void write_status(int64_t t0, int final)
 {
     char tmp[4096], line[512];
     int i, streaming = 0, established = 0, failed = 0;
-    uint64_t delivered = 0;
+    uint64_t delivered = 0, cycles_ok = 0, cycles_failed = 0;
     FILE *f;
     if (!opt.status_file) {
         return;
@@ -844,11 +1168,16 @@ static void write_status(int64_t t0, int final)
         failed += sh->w[i].failed;
         delivered += sh->w[i].delivered;
     }
+    for (i = 0; i < opt.procs; i++) {
+        cycles_ok += sh->w[i].cycles_ok;
+        cycles_failed += sh->w[i].cycles_failed;
+    }
     snprintf(line, sizeof(line),
              "streaming=%d established=%d failed=%d target=%d delivered=%llu elapsed_ms=%lld "
-             "final=%d\n",
+             "cycles_ok=%llu cycles_failed=%llu final=%d\n",
              streaming, established, failed, opt.conns, (unsigned long long)delivered,
-             (long long)(bl_mono_ms() - t0), final);
+             (long long)(bl_mono_ms() - t0), (unsigned long long)cycles_ok,
+             (unsigned long long)cycles_failed, final);
     snprintf(tmp, sizeof(tmp), "%s.tmp", opt.status_file);
     f = fopen(tmp, "w");
     if (f) {
@@ -893,6 +1222,14 @@ static void print_summary(int64_t connect_ms)
         tot.bad_status += w->bad_status;
         tot.neg_latency += w->neg_latency;
         tot.expected += w->expected;
+        tot.cycles_ok += w->cycles_ok;
+        tot.cycles_failed += w->cycles_failed;
+        tot.cycles_ws += w->cycles_ws;
+        tot.pub_errors += w->pub_errors;
+        tot.pub_reconnects += w->pub_reconnects;
+        tot.leaves[LEAVE_GOODBYE] += w->leaves[LEAVE_GOODBYE];
+        tot.leaves[LEAVE_FIN] += w->leaves[LEAVE_FIN];
+        tot.leaves[LEAVE_RST] += w->leaves[LEAVE_RST];
         if (!*err && w->first_error[0]) {
             err = w->first_error;
         }
@@ -907,8 +1244,10 @@ static void print_summary(int64_t connect_ms)
             "\"foreign\":%llu,\"resets\":%llu,\"other\":%llu,\"disconnects\":%llu,"
             "\"reconnects\":%llu,\"bad_status\":%llu,\"negative_latency\":%llu,"
             "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
-            "\"mean_ms\":%.3f,\"first_error\":\"",
-            opt.label, opt.ws ? "ws" : "sse", opt.conns, tot.established, tot.streaming,
+            "\"mean_ms\":%.3f,\"cycles\":%ld,\"cycles_ok\":%llu,\"cycles_failed\":%llu,"
+            "\"cycles_ws\":%llu,\"left_goodbye\":%llu,\"left_fin\":%llu,\"left_rst\":%llu,"
+            "\"pub_errors\":%llu,\"pub_reconnects\":%llu,\"first_error\":\"",
+            opt.label, opt.mixed ? "mixed" : opt.ws ? "ws" : "sse", opt.conns, tot.established, tot.streaming,
             tot.failed, (long long)connect_ms, (unsigned long long)tot.delivered,
             (unsigned long long)tot.expected, lost_unknown ? -1LL : (long long)tot.lost,
             (unsigned long long)tot.dup, (unsigned long long)tot.reordered,
@@ -918,7 +1257,11 @@ static void print_summary(int64_t connect_ms)
             (unsigned long long)tot.neg_latency, ms(bl_hist_quantile(&tot.hist, 0.50)),
             ms(bl_hist_quantile(&tot.hist, 0.90)), ms(bl_hist_quantile(&tot.hist, 0.99)),
             ms(bl_hist_quantile(&tot.hist, 0.999)), ms(tot.hist.max),
-            tot.hist.count ? ms(tot.hist.sum / tot.hist.count) : 0.0);
+            tot.hist.count ? ms(tot.hist.sum / tot.hist.count) : 0.0, opt.cycles,
+            (unsigned long long)tot.cycles_ok, (unsigned long long)tot.cycles_failed,
+            (unsigned long long)tot.cycles_ws, (unsigned long long)tot.leaves[LEAVE_GOODBYE],
+            (unsigned long long)tot.leaves[LEAVE_FIN], (unsigned long long)tot.leaves[LEAVE_RST],
+            (unsigned long long)tot.pub_errors, (unsigned long long)tot.pub_reconnects);
     for (; *err; err++) {
         if (*err == '"' || *err == '\\') {
             fputc('\\', out);
@@ -934,11 +1277,13 @@ static void print_summary(int64_t connect_ms)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: loadclient --port P [--host H] [--path TEMPLATE] [--proto sse|ws]\n"
+            "usage: loadclient --port P [--host H] [--path TEMPLATE] [--proto sse|ws|mixed]\n"
+            "  [--ws-path TEMPLATE]\n"
             "  [--conns N] [--users U] [--prefix P] [--procs K] [--src-base B]\n"
             "  [--secret FILE] [--connect-rate R] [--max-pending M] [--connect-timeout S]\n"
             "  [--no-reconnect] [--ws-resume] [--status FILE] [--stop-file FILE]\n"
             "  [--sent FILE] [--out FILE] [--max-time S] [--label L]\n"
+            "  [--cycles C [--cycle-base B] [--cycle-timeout S] [--publish PATH]]\n"
             "PATH may hold {u} (user name) and {t} (token; then no Authorization header).\n");
     exit(2);
 }
@@ -953,7 +1298,9 @@ int main(int argc, char **argv)
         { "connect-timeout", 1, 0, 'T' }, { "no-reconnect", 0, 0, 'R' },
         { "ws-resume", 0, 0, 'W' }, { "status", 1, 0, 'S' }, { "stop-file", 1, 0, 'X' },
         { "sent", 1, 0, 'c' }, { "out", 1, 0, 'o' }, { "max-time", 1, 0, 't' },
-        { "label", 1, 0, 'l' }, { 0, 0, 0, 0 }
+        { "label", 1, 0, 'l' }, { "cycles", 1, 0, 'C' }, { "cycle-base", 1, 0, 'B' },
+        { "cycle-timeout", 1, 0, 'O' }, { "publish", 1, 0, 'U' }, { "ws-path", 1, 0, 'Y' },
+        { 0, 0, 0, 0 }
     };
     int ch, i, alive;
     pid_t pids[MAX_WORKERS];
@@ -965,7 +1312,10 @@ int main(int argc, char **argv)
         case 'h': opt.host = optarg; break;
         case 'p': opt.port = atoi(optarg); break;
         case 'P': opt.path = optarg; break;
-        case 'w': opt.ws = strcmp(optarg, "ws") == 0; break;
+        case 'w':
+            opt.ws = strcmp(optarg, "ws") == 0;
+            opt.mixed = strcmp(optarg, "mixed") == 0;
+            break;
         case 'n': opt.conns = atoi(optarg); break;
         case 'u': opt.users = atoi(optarg); break;
         case 'x': opt.prefix = optarg; break;
@@ -983,18 +1333,27 @@ int main(int argc, char **argv)
         case 'o': opt.out_file = optarg; break;
         case 't': opt.max_time = atoi(optarg); break;
         case 'l': opt.label = optarg; break;
+        case 'C': opt.cycles = atol(optarg); break;
+        case 'B': opt.cycle_base = atol(optarg); break;
+        case 'O': opt.cycle_timeout = atoi(optarg); break;
+        case 'U': opt.publish_path = optarg; break;
+        case 'Y': opt.ws_path = optarg; break;
         default: usage();
         }
     }
     if (opt.port <= 0 || opt.conns <= 0 || opt.users <= 0 || opt.procs <= 0
         || opt.procs > MAX_WORKERS || opt.src_base < 1 || opt.src_base + opt.procs > 254
-        || opt.connect_rate <= 0 || opt.max_pending <= 0) {
+        || opt.connect_rate <= 0 || opt.max_pending <= 0 || opt.cycles < 0
+        || (opt.cycles && (opt.src_base + 64 > 254 || opt.cycle_timeout <= 0))) {
         usage();
     }
     if (opt.secret_file && bl_read_secret(opt.secret_file, secret, sizeof(secret)) < 0) {
         bl_die("cannot read the secret %s", opt.secret_file);
     }
     opt.token_in_query = strstr(opt.path, "{t}") != NULL;
+    if (opt.ws_path && (strstr(opt.ws_path, "{t}") != NULL) != opt.token_in_query) {
+        bl_die("--path and --ws-path must both carry {t}, or neither");
+    }
     getrlimit(RLIMIT_NOFILE, &rl);
     if ((rlim_t)(opt.conns / opt.procs + 64) > rl.rlim_cur) {
         bl_die("%d connections in %d processes need %d open files each; the limit is %llu: "
@@ -1040,7 +1399,12 @@ int main(int argc, char **argv)
             signal(SIGTERM, SIG_IGN);
             signal(SIGINT, SIG_IGN);
             signal(SIGUSR1, SIG_IGN);
-            worker(i);
+            if (opt.cycles) {
+                worker_cycles(i);
+            }
+            else {
+                worker(i);
+            }
             worker_finish();
             _exit(0);
         }

@@ -5,6 +5,11 @@
  * prints one line:
  *   pss_kb=.. rss_kb=.. uss_kb=.. cpu_ticks=.. procs=.. threads=.. hz=..
  *
+ *   procstat --each PID
+ *
+ * prints that line per process instead, each starting with pid=.. ppid=..
+ * (the leak soak follows every httpd child by pid).
+ *
  * PSS (from /proc/<pid>/smaps_rollup) shares each shared page among the
  * processes mapping it, so its sum is the user-space memory the server
  * really uses; RSS counts shared pages once per process; USS counts only
@@ -85,11 +90,16 @@ int main(int argc, char **argv)
     struct dirent *e;
     pent *all = NULL;
     size_t n = 0, cap = 0, i;
-    int root, *tree, ntree = 0, changed = 1;
+    int root, *tree, ntree = 0, changed = 1, each = 0;
     unsigned long long pss = 0, rss = 0, uss = 0, ticks = 0;
     long threads = 0;
+    if (argc == 3 && strcmp(argv[1], "--each") == 0) {
+        each = 1;
+        argv++;
+        argc--;
+    }
     if (argc != 2 || (root = atoi(argv[1])) <= 0) {
-        fprintf(stderr, "usage: procstat PID\n");
+        fprintf(stderr, "usage: procstat [--each] PID\n");
         return 2;
     }
     d = opendir("/proc");
@@ -143,9 +153,20 @@ int main(int argc, char **argv)
             }
             continue;
         }
+        if (each) {
+            unsigned long long p1 = 0, r1 = 0, u1 = 0;
+            read_mem(tree[i], &p1, &r1, &u1);
+            printf("pid=%d ppid=%d pss_kb=%llu rss_kb=%llu uss_kb=%llu cpu_ticks=%llu threads=%ld "
+                   "hz=%ld\n", tree[i], ppid, p1, r1, u1, t + (tree[i] == root ? ct : 0), th,
+                   sysconf(_SC_CLK_TCK));
+            continue;
+        }
         ticks += t + (tree[i] == root ? ct : 0);
         threads += th;
         read_mem(tree[i], &pss, &rss, &uss);
+    }
+    if (each) {
+        return 0;
     }
     printf("pss_kb=%llu rss_kb=%llu uss_kb=%llu cpu_ticks=%llu procs=%d threads=%ld hz=%ld\n",
            pss, rss, uss, ticks, ntree, threads, sysconf(_SC_CLK_TCK));

@@ -8,6 +8,15 @@
  *   publisher --target redis --port P [--channel 'user:{u}']
  *   common: --users U --prefix S --rate R --duration D [--conns C]
  *           [--pick random|cycle] [--pad N] [--seed X] --sent FILE [--out FILE]
+ *           [--counts-from FILE]
+ *   publisher --target ours --mix ...
+ *
+ * --mix (the leak soak's publish load): R is requests per second; every
+ * other request is one event as a bare object, the others arrays of 2 to 8,
+ * and the events go through the kinds of bl_event_json in turn, to random
+ * users.  --counts-from continues the per-user sequence numbers of an
+ * earlier run (its --sent file), so subscribers connected across both runs
+ * can account for every message.
  *
  * ours: POST of a JSON array of the events due (at most B) per request;
  * nchan: one POST per event to the user's channel (nchan publishes one
@@ -53,6 +62,8 @@ static struct {
     unsigned long long seed;
     const char *sent_file, *out_file;
     int drain_timeout;
+    int mix;
+    const char *counts_from;
 } opt = {
     .target = T_OURS, .host = "127.0.0.1", .path = NULL, .channel = "user:{u}", .users = 100,
     .prefix = "u", .rate = 100, .duration = 10, .conns = 4, .batch = 100, .pad = 32,
@@ -73,11 +84,7 @@ typedef struct {
     req *head, *tail;    /* requests not yet answered, in order */
     int outstanding;
     bl_buf in;
-    int in_body;
-    int status;
-    int chunked;
-    long long body_left;
-    bl_chunked ch;
+    bl_resp_reader rr;
     bl_buf batch;        /* ours: events of the current tick */
     int batch_n;
     int64_t retry_at;
@@ -86,7 +93,7 @@ typedef struct {
 static pconn *pc;
 static int epfd;
 static struct sockaddr_in dst;
-static uint64_t acked, errors, retries, reconnects;
+static uint64_t acked, errors, retries, reconnects, requests;
 static int first_status;
 static char first_error[200];
 static bl_hist lag;
@@ -149,7 +156,7 @@ static void pc_reset(pconn *c, const char *why)
     }
     reconnects++;
     c->in.len = 0;
-    c->in_body = 0;
+    c->rr.in_body = 0;
     c->out.len = 0;
     for (r = c->head; r; r = r->next) {
         bl_buf_add(&c->out, r->buf, r->len);
@@ -194,6 +201,7 @@ static void pc_queue(pconn *c, bl_buf *b, int nevents)
     }
     c->tail = r;
     c->outstanding++;
+    requests++;
     bl_buf_add(&c->out, b->p, b->len);
     memset(b, 0, sizeof(*b));
 }
@@ -223,69 +231,40 @@ static void complete(pconn *c, int status)
 static void nop_out(void *ctx, const char *p, size_t n)
 {
     pconn *c = ctx;
-    if ((c->status < 200 || c->status >= 300) && !first_error[0]) {
-        note_error(c->status, p, n);
+    if ((c->rr.status < 200 || c->rr.status >= 300) && !first_error[0]) {
+        note_error(c->rr.status, p, n);
     }
+}
+
+static void http_done(void *ctx, int status)
+{
+    complete(ctx, status);
 }
 
 /* Parses as many complete responses as c->in holds. */
 static void parse_responses(pconn *c)
 {
+    if (opt.target != T_REDIS) {
+        if (bl_resp_parse(&c->rr, &c->in, nop_out, http_done, c) < 0) {
+            pc_reset(c, "bad chunked response");
+        }
+        return;
+    }
     for (;;) {
-        if (opt.target == T_REDIS) {
-            char *nl = memchr(c->in.p, '\n', c->in.len);
-            size_t used;
-            if (!c->in.len || !nl) {
-                return;
-            }
-            used = (size_t)(nl - c->in.p) + 1;
-            if (c->in.p[0] == '-') {
-                note_error(500, c->in.p, used);
-                complete(c, 500);
-            }
-            else {
-                complete(c, 200);
-            }
-            bl_buf_consume(&c->in, used);
-            continue;
+        char *nl = memchr(c->in.p, '\n', c->in.len);
+        size_t used;
+        if (!c->in.len || !nl) {
+            return;
         }
-        if (!c->in_body) {
-            size_t end = c->in.len ? bl_header_end(c->in.p, c->in.len) : 0;
-            bl_resp r;
-            if (!end) {
-                return;
-            }
-            bl_parse_response(c->in.p, end, &r);
-            bl_buf_consume(&c->in, end);
-            c->status = r.status;
-            c->chunked = r.chunked;
-            c->body_left = r.content_length < 0 ? 0 : r.content_length;
-            memset(&c->ch, 0, sizeof(c->ch));
-            c->in_body = 1;
-        }
-        if (c->chunked) {
-            size_t used = 0;
-            int rc = bl_chunked_feed(&c->ch, c->in.p, c->in.len, &used, nop_out, c);
-            bl_buf_consume(&c->in, used);
-            if (rc < 0) {
-                pc_reset(c, "bad chunked response");
-                return;
-            }
-            if (rc == 0) {
-                return;
-            }
+        used = (size_t)(nl - c->in.p) + 1;
+        if (c->in.p[0] == '-') {
+            note_error(500, c->in.p, used);
+            complete(c, 500);
         }
         else {
-            size_t take = c->in.len < (size_t)c->body_left ? c->in.len : (size_t)c->body_left;
-            nop_out(c, c->in.p, take);
-            bl_buf_consume(&c->in, take);
-            c->body_left -= (long long)take;
-            if (c->body_left) {
-                return;
-            }
+            complete(c, 200);
         }
-        c->in_body = 0;
-        complete(c, c->status);
+        bl_buf_consume(&c->in, used);
     }
 }
 
@@ -312,9 +291,7 @@ static void pc_read(pconn *c)
 
 static void event_json(bl_buf *b, int u, uint32_t n, uint64_t t_pub)
 {
-    bl_buf_printf(b, "{\"type\":\"bench\",\"userId\":\"%s\",\"n\":%u,\"t_pub\":%llu%s%s%s}",
-                  names[u], n, (unsigned long long)t_pub, opt.pad ? ",\"pad\":\"" : "",
-                  pad_str, opt.pad ? "\"" : "");
+    bl_event_json(b, 0, names[u], n, t_pub, pad_str);
 }
 
 static void http_post(pconn *c, const char *path, const char *body, size_t len, int nevents)
@@ -379,6 +356,34 @@ static uint64_t xorshift(void)
     return rng;
 }
 
+/* --mix: request i and its events (see the top of this file).  A user's
+ * events all take the connection u mod C, as elsewhere, so they stay in
+ * order. */
+static void emit_mix(uint64_t i, uint32_t *counts, uint64_t t_pub)
+{
+    static uint64_t kind;
+    pconn *c = &pc[i % (uint64_t)opt.conns];
+    int k = (i & 1) ? 2 + (int)(xorshift() % 7) : 1, j;
+    uint64_t per = (uint64_t)(opt.users / opt.conns);
+    bl_buf body = { 0 };
+    if (k > 1) {
+        bl_buf_add(&body, "[", 1);
+    }
+    for (j = 0; j < k; j++) {
+        int u = c->idx + opt.conns * (int)(xorshift() % per);
+        counts[u]++;
+        if (j) {
+            bl_buf_add(&body, ",", 1);
+        }
+        bl_event_json(&body, (int)(kind++ % BL_EVENT_KINDS), names[u], counts[u], t_pub, pad_str);
+    }
+    if (k > 1) {
+        bl_buf_add(&body, "]", 1);
+    }
+    http_post(c, opt.path, body.p, body.len, k);
+    bl_buf_free(&body);
+}
+
 static volatile sig_atomic_t interrupted;
 static void on_signal(int s)
 {
@@ -391,7 +396,7 @@ static void usage(void)
     fprintf(stderr, "usage: publisher --target ours|nchan|redis --port P --users U --rate R "
                     "--duration D --sent FILE\n  [--path P] [--channel C] [--prefix S] "
                     "[--conns C] [--batch B] [--pick random|cycle]\n  [--pad N] [--seed X] "
-                    "[--out FILE] [--drain-timeout S]\n");
+                    "[--out FILE] [--drain-timeout S]\n  [--mix] [--counts-from FILE]\n");
     exit(2);
 }
 
@@ -403,7 +408,8 @@ int main(int argc, char **argv)
         { "prefix", 1, 0, 'x' }, { "rate", 1, 0, 'r' }, { "duration", 1, 0, 'd' },
         { "conns", 1, 0, 'c' }, { "batch", 1, 0, 'b' }, { "pick", 1, 0, 'k' },
         { "pad", 1, 0, 'a' }, { "seed", 1, 0, 's' }, { "sent", 1, 0, 'S' },
-        { "out", 1, 0, 'o' }, { "drain-timeout", 1, 0, 'D' }, { 0, 0, 0, 0 }
+        { "out", 1, 0, 'o' }, { "drain-timeout", 1, 0, 'D' }, { "mix", 0, 0, 'M' },
+        { "counts-from", 1, 0, 'F' }, { 0, 0, 0, 0 }
     };
     int ch, i;
     uint32_t *counts;
@@ -437,12 +443,15 @@ int main(int argc, char **argv)
         case 'S': opt.sent_file = optarg; break;
         case 'o': opt.out_file = optarg; break;
         case 'D': opt.drain_timeout = atoi(optarg); break;
+        case 'M': opt.mix = 1; break;
+        case 'F': opt.counts_from = optarg; break;
         default: usage();
         }
     }
     if (opt.target < 0 || opt.port <= 0 || opt.users <= 0 || opt.rate <= 0
         || opt.duration <= 0 || opt.conns <= 0 || opt.batch <= 0 || !opt.sent_file
-        || opt.pad < 0 || opt.pad >= (int)sizeof(pad_str)) {
+        || opt.pad < 0 || opt.pad >= (int)sizeof(pad_str)
+        || (opt.mix && (opt.target != T_OURS || opt.users < opt.conns))) {
         usage();
     }
     if (!opt.path) {
@@ -451,7 +460,16 @@ int main(int argc, char **argv)
     memset(pad_str, 'x', (size_t)opt.pad);
     rng = opt.seed * 2654435761u + 88172645463325252ull;
     names = calloc((size_t)opt.users, sizeof(char *));
-    counts = calloc((size_t)opt.users, sizeof(uint32_t));
+    if (opt.counts_from) {
+        uint32_t had = 0;
+        counts = bl_sent_read(opt.counts_from, &had);
+        if (!counts || had != (uint32_t)opt.users) {
+            bl_die("%s: no counts for %d users", opt.counts_from, opt.users);
+        }
+    }
+    else {
+        counts = calloc((size_t)opt.users, sizeof(uint32_t));
+    }
     for (i = 0; i < opt.users; i++) {
         char nm[128];
         snprintf(nm, sizeof(nm), "%s%d", opt.prefix, i);
@@ -489,6 +507,11 @@ int main(int argc, char **argv)
             uint64_t rt_now = rt0 + (now - m0);
             if (due > total) {
                 due = total;
+            }
+            for (; next < due && opt.mix; next++) {
+                uint64_t t_pub = rt0 + (uint64_t)((double)next * 1e6 / opt.rate);
+                emit_mix(next, counts, t_pub);
+                bl_hist_add(&lag, rt_now > t_pub ? rt_now - t_pub : 0);
             }
             for (; next < due; next++) {
                 int u = opt.pick_cycle ? (int)(next % (uint64_t)opt.users)
@@ -569,13 +592,13 @@ int main(int argc, char **argv)
             bl_die("cannot write %s", opt.out_file);
         }
         fprintf(out, "{\"target\":\"%s\",\"rate\":%.1f,\"duration\":%.1f,\"scheduled\":%llu,"
-                "\"published\":%llu,\"acked\":%llu,\"errors\":%llu,\"unanswered\":%llu,"
+                "\"published\":%llu,\"requests\":%llu,\"acked\":%llu,\"errors\":%llu,\"unanswered\":%llu,"
                 "\"retries\":%llu,\"reconnects\":%llu,\"drained\":%d,\"interrupted\":%d,"
                 "\"generation_s\":%.3f,\"lag_p50_ms\":%.3f,\"lag_p99_ms\":%.3f,"
                 "\"lag_max_ms\":%.3f,\"cpu_s\":%.3f,\"first_status\":%d,\"first_error\":\"%s\"}\n",
                 opt.target == T_OURS ? "ours" : opt.target == T_NCHAN ? "nchan" : "redis",
                 opt.rate, opt.duration, (unsigned long long)total, (unsigned long long)next,
-                (unsigned long long)acked, (unsigned long long)errors,
+                (unsigned long long)requests, (unsigned long long)acked, (unsigned long long)errors,
                 (unsigned long long)unanswered, (unsigned long long)retries,
                 (unsigned long long)reconnects, drained, (int)interrupted, gen_s,
                 bl_hist_quantile(&lag, 0.5) / 1000.0, bl_hist_quantile(&lag, 0.99) / 1000.0,

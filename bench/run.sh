@@ -35,6 +35,7 @@ cd "$(dirname "$0")/.."
 TOP=$(pwd)
 BENCH=$TOP/bench
 RUN=$BENCH/run
+. "$BENCH/lib.sh"
 RESULTS=$BENCH/results
 QUICK=${QUICK:-0}
 SCENARIOS=${SCENARIOS:-"S1 S2 S3 S4 S5"}
@@ -70,8 +71,6 @@ S1_HOLD_SECONDS=${S1_HOLD_SECONDS:-10}
 if [ "$QUICK" = 1 ]; then REPEAT=${REPEAT:-1}; else REPEAT=${REPEAT:-3}; fi
 CONNECT_RATE=${CONNECT_RATE:-4000}
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 2; }
 
 # ---- setup ------------------------------------------------------------
 
@@ -81,24 +80,9 @@ install_deps() {
 
 [ "$(id -u)" -eq 0 ] || die "run as root (apt-get, User nobody for httpd)"
 install_deps
-if [ -n "${UPM_MODULE:-}" ]; then
-    MODULE=$UPM_MODULE
-    [ -f "$MODULE" ] || die "UPM_MODULE=$MODULE does not exist"
-else
-    "$TOP/scripts/build.sh" >/dev/null || die "the module did not build"
-    MODULE=$TOP/mod_upload_progress/.libs/mod_upload_progress.so
-fi
-make -s -C "$BENCH" >/dev/null || die "the bench tools did not build"
-APXS=$(command -v apxs)
-HTTPD="$($APXS -q SBINDIR)/$($APXS -q PROGNAME)"
-MODDIR=$($APXS -q LIBEXECDIR)
-LC=$BENCH/loadclient
-PUB=$BENCH/publisher
-PSTAT=$BENCH/procstat
-
 # Every connection needs a file; 20,000 is this machine's hard limit per
 # process, so servers and load client spread over several processes.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+setup_tools
 [ "$(ulimit -n)" -ge 16000 ] || die "open-file limit $(ulimit -n) is too low"
 
 rm -rf "$RUN"
@@ -122,36 +106,7 @@ SERVER_PID=""
 REDIS_PID=""
 BG_PIDS=""
 
-tree_pids() { # the process and its descendants
-    local root=$1 kids k
-    echo "$root"
-    kids=$(ps -o pid= --ppid "$root" 2>/dev/null)
-    for k in $kids; do tree_pids "$k"; done
-}
 
-kill_tree() { # PID: TERM, wait up to 20 s, then KILL what is left
-    local pid=$1 pids i
-    [ -n "$pid" ] || return 0
-    pids=$(tree_pids "$pid")
-    kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    for p in $pids; do kill -KILL "$p" 2>/dev/null; done
-    wait "$pid" 2>/dev/null
-    # Thousands of exiting threads keep the machine busy for a while: the
-    # next measurement starts when they are gone.
-    for i in $(seq 1 150); do
-        local alive=0
-        for p in $pids; do
-            [ -d "/proc/$p" ] && { alive=1; break; }
-        done
-        [ "$alive" = 0 ] && break
-        sleep 0.2
-    done
-    return 0
-}
 
 stop_server() {
     [ -n "$SERVER_PID" ] && kill_tree "$SERVER_PID"
@@ -170,14 +125,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'log interrupted; exit 130' INT TERM
 
-wait_port() { # PORT: until something answers HTTP there (20 s)
-    local i
-    for i in $(seq 1 100); do
-        curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/" && return 0
-        sleep 0.2
-    done
-    return 1
-}
 
 start_redis() {
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
@@ -232,17 +179,8 @@ start_ours() { # CONNS
     if [ "$OURS_REDIS" = 1 ]; then
         redis_block="UploadProgressRedis redis://127.0.0.1:$REDIS_PORT"
     fi
-    sed -e "s|@RUN@|$RUN|g" -e "s|@PORT@|$OURS_PORT|g" -e "s|@MODDIR@|$MODDIR|g" \
-        -e "s|@MODULE@|$MODULE|g" -e "s|@START@|$start|g" -e "s|@SERVERS@|$servers|g" \
-        -e "s|@THREADS@|$tpc|g" -e "s|@MINSPARE@|$minspare|g" -e "s|@MAXSPARE@|$maxspare|g" \
-        -e "s|@MAXWORKERS@|$((servers * tpc))|g" -e "s|@ARWF@|$arwf|g" \
-        -e "s|@REDIS_BLOCK@|$redis_block|g" \
-        "$BENCH/conf/httpd-bench.conf.in" > "$RUN/httpd.conf"
-    "$HTTPD" -t -f "$RUN/httpd.conf" >"$RUN/httpd-t.log" 2>&1 \
-        || { cat "$RUN/httpd-t.log" >&2; die "httpd config test failed"; }
-    "$HTTPD" -f "$RUN/httpd.conf" -DFOREGROUND &
-    SERVER_PID=$!
-    wait_port "$OURS_PORT" || { tail "$RUN/error_log" >&2; die "httpd did not start"; }
+    start_httpd "$OURS_PORT" "$start" "$servers" "$tpc" "$minspare" "$maxspare" "$arwf" \
+        "$redis_block"
     log "ours: httpd $SERVER_PID, $servers children x $tpc threads ($HTTPD_SIZING sizing)"
 }
 
@@ -272,13 +210,6 @@ start_server() { # TARGET CONNS
 
 # ---- measurement helpers ----------------------------------------------
 
-jget() { # FILE KEY: a value of the one-line JSON the tools print
-    sed -n "s/.*\"$2\":\(\"[^\"]*\"\|[-0-9.e]*\).*/\1/p" "$1" 2>/dev/null | tr -d '"' | head -n1
-}
-pget() { # "k=v ..." KEY
-    echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
-}
-calc() { awk "BEGIN { printf \"%s\", $* }"; }
 num_or() { [[ "$1" =~ ^-?[0-9.]+$ ]] && echo "$1" || echo "$2"; }
 
 record() { # SCENARIO METRIC TARGET VALUE
@@ -346,13 +277,7 @@ finish_subs() {
         last=$d
         sleep 0.1
     done
-    touch "$LC_DIR/stop"
-    for i in $(seq 1 600); do
-        kill -0 "$LC_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$LC_PID" 2>/dev/null
-    wait "$LC_PID" 2>/dev/null
+    stop_loadclient "$LC_DIR/stop" "$LC_PID"
 }
 
 publish() { # TARGET USERS PREFIX RATE SECONDS PICK OUTDIR

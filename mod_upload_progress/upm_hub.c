@@ -253,7 +253,7 @@ int upm_sub_matches(const upm_sub *sub, const upm_msg *m)
 
 static int throttle_pass(upm_sub *sub, const upm_frame *f)
 {
-    if (upm_throttle_pass(&sub->thr, f->pkey, f->is_progress, f->percent,
+    if (upm_throttle_pass(&sub->thr, f->pkey, f->seq, f->is_progress, f->percent,
                           sub->spec.throttle_step)) {
         return 1;
     }

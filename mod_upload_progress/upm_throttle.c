@@ -18,7 +18,7 @@ static int find(const upm_throttle *t, apr_uint64_t key)
     return -1;
 }
 
-int upm_throttle_pass(upm_throttle *t, apr_uint64_t key, int is_progress,
+int upm_throttle_pass(upm_throttle *t, apr_uint64_t key, apr_uint64_t seq, int is_progress,
                       double percent, double step)
 {
     int i;
@@ -36,6 +36,12 @@ int upm_throttle_pass(upm_throttle *t, apr_uint64_t key, int is_progress,
     if (percent < 0) {
         return 1;
     }
+    if (i >= 0 && seq && seq <= t->seq[i]) {
+        /* Passed (or came before one that passed) when the live path
+         * queued it; a replay that sends it instead, and makes the queued
+         * copy be skipped, must not throttle it against itself. */
+        return 1;
+    }
     if (i < 0) {
         i = find(t, 0);
         if (i < 0) {
@@ -44,12 +50,14 @@ int upm_throttle_pass(upm_throttle *t, apr_uint64_t key, int is_progress,
         }
         t->key[i] = key;
         t->last[i] = percent;
+        t->seq[i] = seq;
         return 1;
     }
     /* Going backwards means a new upload under the same id. */
     if (percent <= 0.0 || percent >= 100.0 || percent < t->last[i]
         || percent - t->last[i] >= step - 1e-9) {
         t->last[i] = percent;
+        t->seq[i] = seq;
         return 1;
     }
     return 0;

@@ -1057,6 +1057,18 @@ int upm_ws_handler(request_rec *r)
     upm_ws_parser_init(&ws->parser, home, (apr_size_t)upm_conf_ws_max_message(d));
     ws->client_id = make_client_id(home);
 
+    if (!resume || !*resume) {
+        /* Where the stream starts, taken before the subscriber exists:
+         * what is published from here on arrives live or by the replay
+         * below, and the client learns the id to resume from.  Taken
+         * before the 101 too: a client may act on the open (a browser's
+         * onopen) and publish at once, and that event must not fall
+         * before the start. */
+        apr_uint64_t start;
+        /* The newest id as clients see it: a stream id in Streams mode. */
+        start_id = upm_bus_newest(r->pool, &start);
+    }
+
     upm_ws_accept(key, accept);
     apr_table_clear(r->headers_out);
     apr_table_setn(r->headers_out, "Upgrade", "websocket");
@@ -1076,14 +1088,6 @@ int upm_ws_handler(request_rec *r)
     c->keepalive = AP_CONN_CLOSE;
     r->sent_bodyct = 1;
 
-    if (!resume || !*resume) {
-        /* Where the stream starts, taken before the subscriber exists:
-         * what is published from here on arrives live or by the replay
-         * below, and the client learns the id to resume from. */
-        apr_uint64_t start;
-        /* The newest id as clients see it: a stream id in Streams mode. */
-        start_id = upm_bus_newest(r->pool, &start);
-    }
     ws->subs[0] = sub_open(ws, -1, NULL, &ws->sub_pools[0]);
     ws->nsubs = 1;
     ws->mode = rc ? UPM_MODE_ASYNC : UPM_MODE_WORKER;

@@ -99,30 +99,30 @@ static void test_throttle(void)
     int nondecreasing = 1;
 
     upm_throttle_init(&t);
-    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 1, 45.5, 1), 1);
-    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 1, 45.9, 1), 0);
-    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 1, 46.4, 1), 0);
-    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 1, 46.5, 1), 1);
-    UPM_CHECK_INT(upm_throttle_pass(&t, 8, 1, 46.6, 1), 1);   /* other key */
-    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 1, 46.6, 1), 0);
-    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 1, 100, 1), 1);    /* 100 always */
-    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 1, 100, 1), 1);
-    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 1, 0, 1), 1);      /* 0 always */
-    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 1, 0.5, 1), 0);
-    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 1, -1, 1), 1);     /* no percent */
-    UPM_CHECK_INT(upm_throttle_pass(&t, 0, 1, 0.6, 1), 1);    /* no key */
-    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 0, 50, 1), 1);     /* terminal */
-    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 1, 0.7, 1), 1);    /* state forgotten */
+    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 0, 1, 45.5, 1), 1);
+    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 0, 1, 45.9, 1), 0);
+    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 0, 1, 46.4, 1), 0);
+    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 0, 1, 46.5, 1), 1);
+    UPM_CHECK_INT(upm_throttle_pass(&t, 8, 0, 1, 46.6, 1), 1);   /* other key */
+    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 0, 1, 46.6, 1), 0);
+    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 0, 1, 100, 1), 1);    /* 100 always */
+    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 0, 1, 100, 1), 1);
+    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 0, 1, 0, 1), 1);      /* 0 always */
+    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 0, 1, 0.5, 1), 0);
+    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 0, 1, -1, 1), 1);     /* no percent */
+    UPM_CHECK_INT(upm_throttle_pass(&t, 0, 0, 1, 0.6, 1), 1);    /* no key */
+    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 0, 0, 50, 1), 1);     /* terminal */
+    UPM_CHECK_INT(upm_throttle_pass(&t, 7, 0, 1, 0.7, 1), 1);    /* state forgotten */
     /* Two-decimal steps that do not add up exactly in binary still pass. */
-    UPM_CHECK_INT(upm_throttle_pass(&t, 9, 1, 33.33, 1), 1);
-    UPM_CHECK_INT(upm_throttle_pass(&t, 9, 1, 34.33, 1), 1);
-    UPM_CHECK_INT(upm_throttle_pass(&t, 9, 1, 35.32, 1), 0);
+    UPM_CHECK_INT(upm_throttle_pass(&t, 9, 0, 1, 33.33, 1), 1);
+    UPM_CHECK_INT(upm_throttle_pass(&t, 9, 0, 1, 34.33, 1), 1);
+    UPM_CHECK_INT(upm_throttle_pass(&t, 9, 0, 1, 35.32, 1), 0);
 
     /* 10,000 steps from 0 to 100 give at most 101 messages, ending at 100. */
     upm_throttle_init(&t);
     for (i = 0; i <= 10000; i++) {
         double pc = i / 100.0;
-        if (upm_throttle_pass(&t, 42, 1, pc, 1)) {
+        if (upm_throttle_pass(&t, 42, 0, 1, pc, 1)) {
             sent++;
             if (pc < last) {
                 nondecreasing = 0;
@@ -135,10 +135,21 @@ static void test_throttle(void)
     UPM_CHECK(nondecreasing);
     UPM_CHECK_DBL(last, 100);
 
+    /* A replay goes over messages the live path queued (and throttled)
+     * already: each is decided as it was, never against itself. */
+    upm_throttle_init(&t);
+    UPM_CHECK_INT(upm_throttle_pass(&t, 5, 10, 1, 0.1, 1), 1);   /* live */
+    UPM_CHECK_INT(upm_throttle_pass(&t, 5, 11, 1, 0.5, 1), 0);   /* live, throttled */
+    UPM_CHECK_INT(upm_throttle_pass(&t, 5, 10, 1, 0.1, 1), 1);   /* replay of 10 */
+    UPM_CHECK_INT(upm_throttle_pass(&t, 5, 11, 1, 0.5, 1), 0);   /* replay of 11 */
+    UPM_CHECK_INT(upm_throttle_pass(&t, 5, 12, 1, 1.1, 1), 1);
+    UPM_CHECK_INT(upm_throttle_pass(&t, 5, 12, 1, 1.1, 1), 1);   /* replay of 12 */
+    UPM_CHECK_INT(upm_throttle_pass(&t, 5, 13, 1, 1.2, 1), 0);
+
     /* More keys than slots: never blocks a new key's first message. */
     upm_throttle_init(&t);
     for (i = 1; i <= 3 * UPM_THROTTLE_SLOTS; i++) {
-        UPM_CHECK_INT(upm_throttle_pass(&t, (apr_uint64_t)i, 1, 10, 1), 1);
+        UPM_CHECK_INT(upm_throttle_pass(&t, (apr_uint64_t)i, 0, 1, 10, 1), 1);
     }
 }
 
