@@ -118,7 +118,10 @@ static void upm_suspend_connection(conn_rec *c, request_rec *r)
      * returns: see bury(). */
     rc->handed_at = apr_time_now();
     apr_thread_mutex_lock(rx.lock);
-    rc->next_ready = NULL;
+    /* next_ready is not touched: a hub notify during the greeting or the
+     * replay may already have put rc on the ready list, and clearing its
+     * link would cut off every stream queued behind it, each left marked
+     * queued and so never woken again. */
     rc->next = rx.incoming;
     rx.incoming = rc;
     apr_thread_mutex_unlock(rx.lock);
