@@ -21,17 +21,9 @@ use Time::HiRes qw(time sleep);
 
 $SIG{PIPE} = 'IGNORE';
 
-my $async = UPM::Server::async_mode();
-my $port = UPM::Server::free_port();
-my $secret = t_dir() . '/keys/hs256.secret';
-my $auth = "AuthType JWT\n    UploadProgressJWTKey HS256 file:$secret\n    Require valid-user";
-my $srv = UPM::Server->new(port => $port, conf => <<"CONF");
+my $auth = UPM::Server::jwt_auth();
+my $srv = UPM::Server->private(<<"CONF");
 SendBufferSize 16384
-UploadProgressAsync $async
-<Location /publish>
-    SetHandler upload-progress-publish
-    Require ip 127.0.0.1
-</Location>
 <Location /sse-queue>
     SetHandler upload-progress-sse
     UploadProgressSendQueue 16K
@@ -45,7 +37,8 @@ UploadProgressAsync $async
     $auth
 </Location>
 CONF
-note("private server on $port, UploadProgressAsync $async");
+my $port = $srv->port;
+note("private server on $port, UploadProgressAsync " . UPM::Server::async_mode());
 
 my $pad = 'p' x 2000;
 sub open_sse {

@@ -82,6 +82,26 @@ sub async_mode {
         ? 'Off' : 'On';
 }
 
+# A private server on a free port, in the suite's UploadProgressAsync mode,
+# with a /publish location; $conf adds the rest.
+sub private {
+    my ($class, $conf) = @_;
+    my $mode = async_mode();
+    return $class->new(port => free_port(), conf => <<"CONF" . $conf);
+UploadProgressAsync $mode
+<Location /publish>
+    SetHandler upload-progress-publish
+    Require ip 127.0.0.1
+</Location>
+CONF
+}
+
+# The lines that make a location take the tests' tokens (t/keys/hs256.secret).
+sub jwt_auth {
+    my $secret = UPM::Test::t_dir() . '/keys/hs256.secret';
+    return "AuthType JWT\n    UploadProgressJWTKey HS256 file:$secret\n    Require valid-user";
+}
+
 # POSTs JSON (Perl data) to $path of this server: (status, decoded body).
 sub publish {
     my ($self, $path, $data) = @_;
