@@ -284,10 +284,34 @@ static const upm_rconn_ops sse_ops = { sse_pump, sse_readable, sse_timer, sse_cl
 
 /* ---- worker mode ----------------------------------------------------- */
 
-static void serve_on_worker(sse_stream *st)
+/* Blocking: the socket's timeout (UploadProgressWriteTimeout here) bounds
+ * how long a client may leave what was written unread.  A flush that
+ * failed after waiting that long failed for that reason: logged as the
+ * reactor logs it. */
+static void worker_flush(sse_stream *st, apr_interval_time_t write_timeout)
+{
+    apr_time_t t0 = apr_time_now(), took;
+
+    if (st->failed || out_flush(st) == 0) {
+        return;
+    }
+    took = apr_time_now() - t0;
+    /* (poll()'s milliseconds may end the wait a little early) */
+    if (took + apr_time_from_msec(50) >= write_timeout) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, st->r, APLOGNO(13045)
+                      "closing the stream of user %s: the client has not read "
+                      "for %" APR_TIME_T_FMT " s (UploadProgressWriteTimeout)",
+                      st->r->user, apr_time_sec(took));
+        upm_stats_add(UPM_ST_SLOW_CLOSED, 1);
+    }
+}
+
+static void serve_on_worker(sse_stream *st, apr_interval_time_t write_timeout)
 {
     upm_frame *frames[UPM_TAKE_MAX];
 
+    /* Instead of the core's Timeout, as on the reactor. */
+    apr_socket_timeout_set(ap_get_conn_socket(st->r->connection), write_timeout);
     while (!st->failed) {
         apr_time_t until = apr_time_now() + apr_time_from_sec(3600), now;
         upm_sub_state state;
@@ -314,13 +338,13 @@ static void serve_on_worker(sse_stream *st)
         now = apr_time_now();
         if (state == UPM_SUB_CLOSING) {
             out_retry_jitter(st);
-            out_flush(st);
+            worker_flush(st, write_timeout);
             st->r->connection->keepalive = AP_CONN_CLOSE;
             break;
         }
         if (st->expires && now >= st->expires) {
             out_token_expired(st);
-            out_flush(st);
+            worker_flush(st, write_timeout);
             st->r->connection->keepalive = AP_CONN_CLOSE;
             break;
         }
@@ -328,7 +352,7 @@ static void serve_on_worker(sse_stream *st)
             out_raw(st, ": heartbeat\n\n", 13);
             st->next_beat = now + st->beat;
         }
-        out_flush(st);
+        worker_flush(st, write_timeout);
     }
 }
 
@@ -467,7 +491,7 @@ int upm_sse_handler(request_rec *r)
         finish(st);
         return OK;
     }
-    serve_on_worker(st);
+    serve_on_worker(st, apr_time_from_sec(upm_conf_write_timeout(d)));
     finish(st);
     return OK;
 }

@@ -7,6 +7,7 @@
 # upm_), or if a report without one is not listed in scripts/asan-known.txt.
 # Leak detection is off for httpd: its pools are freed by process exit, on
 # purpose.  Arguments, if any, go to t/TEST.PL (test files, -port N).
+# ASAN_DEFINES=UPM_SYNC runs them with UploadProgressAsync Off.
 set -eu
 cd "$(dirname "$0")/.."
 TOP=$(pwd)
@@ -33,7 +34,10 @@ chmod 1777 "$REPORTS"
 export ASAN_OPTIONS="log_path=$REPORTS/asan:detect_leaks=0:use_sigaltstack=0:quarantine_size_mb=16:abort_on_error=0:halt_on_error=1:detect_odr_violation=0"
 export UBSAN_OPTIONS="log_path=$REPORTS/ubsan:print_stacktrace=1:halt_on_error=0"
 status=0
-perl t/TEST.PL -apxs "$APXS" -httpd "$UPM_TEST_HTTPD" -defines UPM_ASAN "$@" || status=$?
+# ASAN_DEFINES: more -defines for the suite (UPM_SYNC: UploadProgressAsync
+# Off); one -defines option, since a second would replace the first.
+perl t/TEST.PL -apxs "$APXS" -httpd "$UPM_TEST_HTTPD" -defines "UPM_ASAN${ASAN_DEFINES:+ $ASAN_DEFINES}" "$@" \
+    || status=$?
 ours=0 theirs=0 known=0
 for f in "$REPORTS"/*; do
     [ -f "$f" ] || continue

@@ -9,12 +9,13 @@
 # hooks' tests (node --test, each file starting its own httpd) and the demo
 # page in headless Chromium; and last the suite again with the module built
 # with ASan + UBSan (make check-asan: fails on any sanitizer report naming
-# the module; CHECK_ASAN=0 skips it).  Between the Apache::Test suites and
-# the browser tests runs the leak soak (bench/soak.sh, about two minutes:
-# 100,000 connect / receive / disconnect cycles and 100,000 publishes,
-# failing when an httpd child's RSS grew by more than 5 % after the first
-# 10,000; SOAK=0 skips it; port 8720).  Run as root, or as a user who may
-# sudo apt-get.  Ports of the node tests: UPM_TEST_PORT (8660),
+# the module; CHECK_ASAN=0 skips it), then the files where
+# UploadProgressAsync Off runs code of its own, under ASan in that mode.
+# Between the Apache::Test suites and the browser tests runs the leak soak
+# (bench/soak.sh, about two minutes: 100,000 connect / receive / disconnect
+# cycles and 100,000 publishes, failing when an httpd child's RSS grew by
+# more than 5 % after the first 10,000; SOAK=0 skips it; port 8720).  Run
+# as root, or as a user who may sudo apt-get.  Ports of the node tests: UPM_TEST_PORT (8660),
 # UPM_REACT_PORT (8661), UPM_E2E_PORT (8662).
 set -eu
 cd "$(dirname "$0")/.."
@@ -56,4 +57,13 @@ echo "== Browser client, React hooks and the demo in Chromium"
 echo "== Apache::Test suite, module built with ASan + UBSan (make check-asan)"
 if [ "${CHECK_ASAN:-1}" != 0 ]; then
     make -s check-asan
+    # UploadProgressAsync Off under ASan: the files whose streams run the
+    # worker's own loops (SSE and WebSocket: delivery, resume and reset,
+    # frames and close codes, per-user counts, graceful stops, overflow and
+    # the write timeout).  The rest run the same code in both modes; these
+    # take about 1.5 minutes.
+    echo "== ASan + UBSan, UploadProgressAsync Off (the mode's own code paths)"
+    make -s check-asan ASAN_DEFINES=UPM_SYNC ASAN_ARGS="t/sse.t t/ws_client.t \
+        t/ws_conformance.t t/ws_isolation.t t/restart.t t/ws_restart.t t/limits.t \
+        t/sse_slow.t t/ring_wrap.t t/graceful_load.t"
 fi

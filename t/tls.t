@@ -25,8 +25,7 @@ system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
 chmod 0644, "$dir/key.pem";
 my $secret = UPM::Test::t_dir() . '/keys/hs256.secret';
 chomp(my $moddir = `apxs -q LIBEXECDIR`);
-my $async = ($ENV{UPM_SYNC} || (Apache::Test::config()->{vars}{defines} // '') =~ /UPM_SYNC/)
-    ? 'Off' : 'On';
+my $async = UPM::Server::async_mode();
 my $srv = UPM::Server->new(port => $port, conf => <<"CONF");
 LoadModule socache_shmcb_module $moddir/mod_socache_shmcb.so
 LoadModule ssl_module $moddir/mod_ssl.so

@@ -100,13 +100,7 @@ $SIG{PIPE} = 'IGNORE';              # a closed connection fails a test, not the 
 # ------------------------------------------------ a private server
 # Small, fixed socket buffers (SendBufferSize) so that a client that does
 # not read stalls the server's writes after a few KB.
-my $port = do {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1,
-                                  ReuseAddr => 1) or die "no free port: $!";
-    my $p = $s->sockport;
-    close $s;
-    $p;
-};
+my $port = UPM::Server::free_port();
 my $secret = t_dir() . '/keys/hs256.secret';
 my $srv = UPM::Server->new(port => $port, conf => <<"CONF");
 SendBufferSize 16384

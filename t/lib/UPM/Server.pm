@@ -9,6 +9,9 @@ use File::Spec;
 use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 use UPM::Test ();
+use Apache::Test ();
+use LWP::UserAgent;
+use JSON ();
 
 sub new {
     my ($class, %a) = @_;
@@ -61,6 +64,53 @@ CONF
         sleep 0.2;
     }
     return $self;
+}
+
+# A port nobody listens on now, for a private server.
+sub free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1,
+                                  ReuseAddr => 1) or die "no free port: $!";
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+# The UploadProgressAsync of the suite's run: Off in the run with
+# -defines UPM_SYNC (scripts/test.sh), else On.
+sub async_mode {
+    return ($ENV{UPM_SYNC} || (Apache::Test::config()->{vars}{defines} // '') =~ /UPM_SYNC/)
+        ? 'Off' : 'On';
+}
+
+# A private server on a free port, in the suite's UploadProgressAsync mode,
+# with a /publish location; $conf adds the rest.
+sub private {
+    my ($class, $conf) = @_;
+    my $mode = async_mode();
+    return $class->new(port => free_port(), conf => <<"CONF" . $conf);
+UploadProgressAsync $mode
+<Location /publish>
+    SetHandler upload-progress-publish
+    Require ip 127.0.0.1
+</Location>
+CONF
+}
+
+# The lines that make a location take the tests' tokens (t/keys/hs256.secret).
+sub jwt_auth {
+    my $secret = UPM::Test::t_dir() . '/keys/hs256.secret';
+    return "AuthType JWT\n    UploadProgressJWTKey HS256 file:$secret\n    Require valid-user";
+}
+
+# POSTs JSON (Perl data) to $path of this server: (status, decoded body).
+sub publish {
+    my ($self, $path, $data) = @_;
+    $self->{ua} ||= LWP::UserAgent->new(timeout => 30, keep_alive => 0);
+    my $res = $self->{ua}->post("http://127.0.0.1:$self->{port}$path",
+                                'Content-Type' => 'application/json',
+                                Content => JSON->new->utf8->canonical->encode($data));
+    my $b = eval { JSON->new->utf8->decode($res->content) };
+    return ($res->code, $b || $res->content);
 }
 
 sub root { $_[0]->{root} }

@@ -20,12 +20,13 @@ use Time::HiRes qw(time sleep);
 use Apache::Test ();
 use IO::Select;
 use IO::Socket::INET;
+use Socket qw(SOL_SOCKET SO_RCVBUF pack_sockaddr_in inet_aton);
 
 our @EXPORT = qw(
     token none_token hs_secret key_text
     publish publish_raw sse port t_dir t_logs uniq
     id_parts id_cmp ids_increasing epoch_of
-    wait_all file_text server_pid children_of raw_http
+    wait_all file_text server_pid children_of raw_http check_delivery
 );
 
 my $JSON = JSON->new->utf8->canonical;
@@ -171,6 +172,26 @@ sub publish_raw {
     return ($res->code, $res->headers, defined $decoded ? $decoded : $content);
 }
 
+# tcp_connect($port, timeout => 5, rcvbuf => bytes, local_addr => ...):
+# a connected socket to 127.0.0.1:$port, or dies.  rcvbuf: a small
+# receive buffer, set before connecting (it bounds the window), so that a
+# client that stops reading stalls the server soon.
+sub tcp_connect {
+    my ($port, %o) = @_;
+    if ($o{rcvbuf}) {
+        my $sock = IO::Socket::INET->new(Proto => 'tcp') or die "socket: $!";
+        setsockopt($sock, SOL_SOCKET, SO_RCVBUF, $o{rcvbuf}) or die "SO_RCVBUF: $!";
+        $sock->connect(pack_sockaddr_in($port, inet_aton('127.0.0.1')))
+            or die "connect 127.0.0.1:$port: $!";
+        return $sock;
+    }
+    return IO::Socket::INET->new(
+        PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp',
+        Timeout => $o{timeout} || 5,
+        ($o{local_addr} ? (LocalAddr => $o{local_addr}) : ()),
+    ) || die "connect 127.0.0.1:$port: $!";
+}
+
 # raw_http($request_text_or_coderef, $timeout): sends a request over a new
 # connection and returns (status, headers hash (lower-case names), body,
 # raw response).  With a code ref, it is called with the socket and does
@@ -242,9 +263,67 @@ sub ids_increasing {
     return 1;
 }
 
+# ------------------------------------------------------------- delivery
+
+# What the reliability tests assert of one client: it received every
+# message published to it, in order, each once; or, where it got a
+# `reset`, exactly the messages newer than the reset's id from there on
+# (a client re-reads its state at a reset), again in order and each once.
+#
+# check_delivery(\@received, \@published_ids, reasons => [...],
+#                unanswered => $n)
+# @received: hashes with id, type ('reset' or anything else) and reason
+# (for resets).  @published_ids: every id accepted for this client since
+# it first connected, in order.  reasons: the reset reasons allowed.
+# unanswered: publish requests that got no answer (their messages may or
+# may not exist): that many messages of unknown ids are tolerated.
+# Returns (1, number of resets) or (0, what went wrong).
+sub check_delivery {
+    my ($got, $want, %o) = @_;
+    my %reasons = map { $_ => 1 } @{ $o{reasons} || [] };
+    my $unknown = $o{unanswered} || 0;
+    my %pos;
+    @pos{@$want} = (0 .. $#$want);
+    my ($i, $resets, $last) = (0, 0, undef);
+    for my $k (0 .. $#$got) {
+        my $m = $got->[$k];
+        my $id = $m->{id} // '';
+        my $type = $m->{type} // '';
+        return (0, "message $k has a bad id '$id'") unless id_parts($id);
+        if ($type eq 'reset') {
+            my $r = $m->{reason} // '';
+            return (0, "reset $k ($id) with reason '$r'") unless $reasons{$r};
+            return (0, "reset $k ($id) is older than $last")
+                if defined $last && id_cmp($last, $id) > 0;
+            $resets++;
+            # Everything up to the reset's id is covered by it.
+            $i++ while $i < @$want && id_cmp($want->[$i], $id) <= 0;
+            $last = $id;
+            next;
+        }
+        return (0, "message $k ($id, $type) is not newer than $last (twice, or out of order)")
+            if defined $last && id_cmp($last, $id) >= 0;
+        $last = $id;
+        if (!exists $pos{$id}) {
+            next if $unknown-- > 0;
+            return (0, "message $k ($id, $type) was not published for this client");
+        }
+        return (0, "message $k ($id) came after the last one due")
+            if $i >= @$want;
+        return (0, "message $k is $id where $want->[$i] was due: "
+                   . ($pos{$id} > $i ? 'lost' : 'out of order'))
+            if $want->[$i] ne $id;
+        $i++;
+    }
+    return (0, sprintf('%d of the messages due did not arrive, from %s on (%d received)',
+                       @$want - $i, $want->[$i], scalar @$got)) if $i < @$want;
+    return (1, $resets);
+}
+
 # ------------------------------------------------------------------ SSE
 
-# sse($path, token => $t, headers => {...}, timeout => 5, http10 => 0)
+# sse($path, token => $t, headers => {...}, timeout => 5, http10 => 0,
+#     port => another server's, rcvbuf => bytes)
 # Opens the connection and reads the status line and headers (or gives up
 # at the timeout: ->status is then undef).
 sub sse { UPM::Test::SSE->new(@_) }
@@ -282,6 +361,8 @@ use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes qw(time);
 use JSON ();
 
+# sse() options besides those above: port => another server's,
+# rcvbuf => bytes (a small receive buffer, set before connecting).
 sub new {
     my ($class, $path, %o) = @_;
     my $timeout = defined $o{timeout} ? $o{timeout} : 5;
@@ -293,16 +374,13 @@ sub new {
         t_open => time,
     }, $class;
 
-    my $sock = IO::Socket::INET->new(
-        PeerAddr => '127.0.0.1', PeerPort => UPM::Test::port(),
-        Proto => 'tcp', Timeout => $timeout,
-        ($o{local_addr} ? (LocalAddr => $o{local_addr}) : ()),
-    ) or die "connect 127.0.0.1: $!";
+    my $port = $o{port} || UPM::Test::port();
+    my $sock = UPM::Test::tcp_connect($port, %o, timeout => $timeout);
     setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1);
     $self->{sock} = $sock;
     $self->{sockport} = $sock->sockport;
 
-    my %h = (Host => '127.0.0.1:' . UPM::Test::port(),
+    my %h = (Host => "127.0.0.1:$port",
              Accept => 'text/event-stream');
     $h{Authorization} = "Bearer $o{token}" if defined $o{token};
     my $extra = $o{headers} || {};

@@ -42,18 +42,7 @@ sub connect {
     my $port = $o{port} || UPM::Test::port();
     my $self = bless { buf => '', eof => 0, frames => [], status => undef,
                        headers => {}, body => '', path => $path }, $class;
-    my $sock;
-    if ($o{rcvbuf}) {
-        $sock = IO::Socket::INET->new(Proto => 'tcp') or die "socket: $!";
-        setsockopt($sock, SOL_SOCKET, SO_RCVBUF, $o{rcvbuf}) or die "SO_RCVBUF: $!";
-        $sock->connect(pack_sockaddr_in($port, inet_aton('127.0.0.1')))
-            or die "connect 127.0.0.1:$port: $!";
-    }
-    else {
-        $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                      Proto => 'tcp', Timeout => $timeout)
-            or die "connect 127.0.0.1:$port: $!";
-    }
+    my $sock = UPM::Test::tcp_connect($port, %o, timeout => $timeout);
     setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1);
     $sock->blocking(0);
     $self->{sock} = $sock;
