@@ -1,22 +1,22 @@
 #!/bin/sh
 # Runs every test: installs what is missing, builds, runs the C unit tests
 # (make check), fuzzes the WebSocket parsers, the publish body and token
-# handling for a bounded time (FUZZ_SECONDS per harness, default 20: with
-# their builds the four take under 2 minutes of the CI's 20; 0 skips), runs the Apache::Test
-# suite against a real httpd with the module just built, twice: streams on
-# the event-MPM reactor (the default), then with UploadProgressAsync Off
-# (each stream on its worker thread); then the browser client's and React
-# hooks' tests (node --test, each file starting its own httpd) and the demo
-# page in headless Chromium; and last the suite again with the module built
-# with ASan + UBSan (make check-asan: fails on any sanitizer report naming
-# the module; CHECK_ASAN=0 skips it), then the files where
-# UploadProgressAsync Off runs code of its own, under ASan in that mode.
-# Alongside the browser tests runs the leak soak (bench/soak.sh, about
-# 80 seconds, its own httpd: 100,000 connect / receive / disconnect
-# cycles and 100,000 publishes, failing when an httpd child's RSS grew by
-# more than 5 % after the first 10,000; SOAK=0 skips it; port 8720).  Run
-# as root, or as a user who may sudo apt-get.  Ports of the node tests: UPM_TEST_PORT (8660),
-# UPM_REACT_PORT (8661), UPM_E2E_PORT (8662).
+# handling for a bounded time (FUZZ_SECONDS per harness, default 20; 0
+# skips), then runs the Apache::Test suite against a real httpd twice:
+# streams on the event-MPM reactor (the default), then with
+# UploadProgressAsync Off (each stream on its worker thread).  Both runs
+# use the module built a second time with ASan + UBSan (make check-asan)
+# and fail on any sanitizer report naming the module; CHECK_ASAN=0 runs
+# them against the plain build instead.  Then the browser client's and
+# React hooks' tests (node --test, each file starting its own httpd) and
+# the demo page in headless Chromium, against the plain build; alongside
+# them the leak soak (bench/soak.sh, about 80 seconds, its own httpd on
+# port 8720: 100,000 connect / receive / disconnect cycles and 100,000
+# publishes, failing when an httpd child's RSS grew by more than 5 % after
+# the first 10,000; SOAK=0 skips it).  With arguments, runs just the
+# Apache::Test suite with them against the plain build.  Run as root, or
+# as a user who may sudo apt-get.  Ports of the node tests: UPM_TEST_PORT
+# (8660), UPM_REACT_PORT (8661), UPM_E2E_PORT (8662).
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -35,14 +35,26 @@ if [ $# -gt 0 ]; then
     run_suite "$@"
     exit
 fi
-echo "== Apache::Test suite, streams on the reactor"
-run_suite
-echo "== Apache::Test suite, UploadProgressAsync Off"
 # t/reactor.t and t/ws_reactor.t assert that streams do not hold workers
 # (and the reactor's write timeout), t/detach.t that they are detached
-# from their request: not this mode's.
-run_suite -defines UPM_SYNC $(ls t/*.t | grep -v -e '^t/reactor\.t$' -e '^t/ws_reactor\.t$' \
-                                            -e '^t/detach\.t$')
+# from their request: not the Async Off mode's.
+SYNC_FILES=$(ls t/*.t | grep -v -e '^t/reactor\.t$' -e '^t/ws_reactor\.t$' -e '^t/detach\.t$')
+if [ "${CHECK_ASAN:-1}" != 0 ]; then
+    # The sanitized build runs the same sources, slower: the suite in both
+    # modes against it covers what the plain build's runs would, and CI's
+    # 20 minutes do not hold both.
+    echo "== Apache::Test suite, streams on the reactor, module built with ASan + UBSan"
+    make -s check-asan
+    echo "== Apache::Test suite, UploadProgressAsync Off, module built with ASan + UBSan"
+    # shellcheck disable=SC2086
+    make -s check-asan ASAN_DEFINES=UPM_SYNC ASAN_ARGS="$(echo $SYNC_FILES)"
+else
+    echo "== Apache::Test suite, streams on the reactor"
+    run_suite
+    echo "== Apache::Test suite, UploadProgressAsync Off"
+    # shellcheck disable=SC2086
+    run_suite -defines UPM_SYNC $SYNC_FILES
+fi
 
 # The leak soak (its own httpd on 8720) runs while the browser tests (their
 # own httpds on 8660-8662) do: neither measures time, the soak's bar is
@@ -66,19 +78,4 @@ if [ -n "$soak_pid" ]; then
     cat "$soak_log"
     rm -f "$soak_log"
     [ "$soak_status" -eq 0 ] || { echo "leak soak failed ($soak_status)" >&2; exit 1; }
-fi
-
-echo "== Apache::Test suite, module built with ASan + UBSan (make check-asan)"
-if [ "${CHECK_ASAN:-1}" != 0 ]; then
-    make -s check-asan
-    # UploadProgressAsync Off under ASan: the files whose streams run the
-    # worker's own loops (SSE and WebSocket: delivery, resume and reset,
-    # frames and close codes, per-user counts, graceful stops, overflow and
-    # the write timeout).  The rest run the same code in both modes (and
-    # t/ring_wrap.t, t/graceful_load.t run in this mode without ASan above);
-    # these take about a minute.
-    echo "== ASan + UBSan, UploadProgressAsync Off (the mode's own code paths)"
-    make -s check-asan ASAN_DEFINES=UPM_SYNC ASAN_ARGS="t/sse.t t/ws_client.t \
-        t/ws_conformance.t t/ws_isolation.t t/restart.t t/ws_restart.t t/limits.t \
-        t/sse_slow.t"
 fi
