@@ -17,6 +17,10 @@
 #include "http_request.h"
 #include "util_script.h"
 #include <apr_strings.h>
+#include <apr_poll.h>
+#include <apr_portable.h>
+#include <errno.h>
+#include <sys/socket.h>
 
 APLOG_USE_MODULE(upload_progress);
 
@@ -36,6 +40,10 @@ typedef struct sse_stream {
     int failed;
     int counted;                /* holds a place in the per-user count */
     upm_conn_mode mode;         /* for the connection gauges */
+    /* Worker mode: the client's socket and the hub's wake-ups in one
+     * wait (NULL: the hub's condition variable alone, as for HTTP/2). */
+    apr_pollset_t *ps;
+    apr_pollfd_t pfd;
 } sse_stream;
 
 static void out_raw(sse_stream *st, const char *s, apr_size_t len)
@@ -306,6 +314,42 @@ static void worker_flush(sse_stream *st, apr_interval_time_t write_timeout)
     }
 }
 
+static void sse_wake(void *baton)
+{
+    apr_pollset_wakeup(baton);
+}
+
+/* Worker mode: watching the socket is what frees the worker of a client
+ * that left at once, rather than at the next write that fails (a
+ * heartbeat, up to two intervals later).  A peek, so that nothing is taken
+ * from under mod_ssl; a client that sends data instead is left to the
+ * writes (unwatched, or the level-triggered poll would spin). */
+static void watch_client(sse_stream *st, apr_time_t until)
+{
+    apr_interval_time_t wait = until - apr_time_now();
+    apr_int32_t num = 0;
+    const apr_pollfd_t *out = NULL;
+    apr_os_sock_t fd;
+    char c;
+    ssize_t got;
+
+    if (wait <= 0) {
+        return;
+    }
+    wait = (wait + 999) / 1000 * 1000;      /* poll() counts milliseconds */
+    if (apr_pollset_poll(st->ps, wait, &num, &out) != APR_SUCCESS || num < 1
+        || apr_os_sock_get(&fd, st->pfd.desc.s) != APR_SUCCESS) {
+        return;
+    }
+    got = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        st->failed = 1;                     /* the client closed */
+    }
+    else if (got > 0) {
+        apr_pollset_remove(st->ps, &st->pfd);
+    }
+}
+
 static void serve_on_worker(sse_stream *st, apr_interval_time_t write_timeout)
 {
     upm_frame *frames[UPM_TAKE_MAX];
@@ -324,8 +368,14 @@ static void serve_on_worker(sse_stream *st, apr_interval_time_t write_timeout)
         if (st->expires && st->expires < until) {
             until = st->expires;
         }
-        n = upm_sub_take(st->sub, until, frames, UPM_TAKE_MAX, APR_SIZE_MAX, &state,
-                         &reason);
+        n = upm_sub_take(st->sub, st->ps ? 0 : until, frames, UPM_TAKE_MAX, APR_SIZE_MAX,
+                         &state, &reason);
+        if (st->ps && !n && state == UPM_SUB_OK) {
+            watch_client(st, until);
+            if (st->failed) {
+                break;
+            }
+        }
         if (state == UPM_SUB_RESET) {
             drop_covered(frames, n, out_reset(st, reason));
         }
@@ -434,6 +484,22 @@ int upm_sse_handler(request_rec *r)
         st->rc = rc;
         spec.notify = upm_reactor_notify;
         spec.baton = rc;
+    }
+    else if (!r->connection->master
+             && apr_pollset_create_ex(&st->ps, 1, r->pool, APR_POLLSET_WAKEABLE,
+                                      APR_POLLSET_POLL) == APR_SUCCESS) {
+        /* (An HTTP/2 stream's socket is its session's: not ours to watch.) */
+        st->pfd.p = r->pool;
+        st->pfd.desc_type = APR_POLL_SOCKET;
+        st->pfd.desc.s = ap_get_conn_socket(r->connection);
+        st->pfd.reqevents = APR_POLLIN;
+        if (st->pfd.desc.s && apr_pollset_add(st->ps, &st->pfd) == APR_SUCCESS) {
+            spec.notify = sse_wake;
+            spec.baton = st->ps;
+        }
+        else {
+            st->ps = NULL;
+        }
     }
     if (!resume || !*resume) {
         /* Where the stream starts, taken before the subscriber exists:
