@@ -117,9 +117,9 @@ int upm_publish_handler(request_rec *r)
     upm_dir_conf *d;
     upm_srv_conf *sc;
     upm_auth_info *ai;
-    json_t *ids, *resp;
+    json_t *ids;
     upm_publish_refusal why;
-    char *body, *text;
+    char *body;
     apr_size_t blen;
     apr_off_t max_event;
     int i, count;
@@ -233,7 +233,17 @@ int upm_publish_handler(request_rec *r)
         json_array_append_new(ids, json_string(upm_id_format(r->pool, upm_bus_epoch(),
                                                              seqs[i])));
     }
-    resp = json_pack("{s:i,s:o}", "accepted", (json_int_t)count, "ids", ids);
+    return upm_publish_accepted(r, count, ids);
+}
+
+int upm_publish_accepted(request_rec *r, apr_size_t n, json_t *ids)
+{
+    json_t *resp = json_pack("{s:i}", "accepted", (json_int_t)n);
+    char *text;
+
+    if (ids) {
+        json_object_set_new(resp, "ids", ids);
+    }
     text = json_dumps(resp, UPM_DUMP_FLAGS);
     json_decref(resp);
     r->status = HTTP_ACCEPTED;

@@ -193,13 +193,9 @@ static int holder_alive(const upm_lease *l, apr_time_t now)
     return pid_alive(l->holder);
 }
 
-static int lease_take(upm_lease *l, void *b)
+/* The lease is ours from now: a new generation, renewed at once. */
+static int lease_grant(upm_lease *l, lease_arg *a)
 {
-    lease_arg *a = b;
-    if (!upm_lease_is_free(l, a->now, LEASE_TTL, holder_alive(l, a->now))) {
-        return 0;
-    }
-    a->snap = *l;
     l->holder = a->me;
     l->gen++;
     l->renewed = a->now;
@@ -207,6 +203,16 @@ static int lease_take(upm_lease *l, void *b)
     l->handover = 0;
     a->gen = l->gen;
     return 1;
+}
+
+static int lease_take(upm_lease *l, void *b)
+{
+    lease_arg *a = b;
+    if (!upm_lease_is_free(l, a->now, LEASE_TTL, holder_alive(l, a->now))) {
+        return 0;
+    }
+    a->snap = *l;
+    return lease_grant(l, a);
 }
 
 /* A pub/sub standby with a ready link: says it listens, and takes the
@@ -234,13 +240,7 @@ static int lease_take_pubsub(upm_lease *l, void *b)
     if (a->gap) {
         a->start = a->nheld;
     }
-    l->holder = a->me;
-    l->gen++;
-    l->renewed = a->now;
-    l->released = 0;
-    l->handover = 0;
-    a->gen = l->gen;
-    return 1;
+    return lease_grant(l, a);
 }
 
 static int lease_ask_handover(upm_lease *l, void *b)

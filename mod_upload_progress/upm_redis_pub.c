@@ -186,9 +186,8 @@ int upm_redis_publish(request_rec *r, upm_msg *const *msgs, int n)
 {
     upm_srv_conf *sc = upm_redis_conf();
     apr_size_t max = sc ? upm_conf_redis_max_message(sc) : UPM_DEFAULT_REDIS_MAX_MESSAGE;
-    json_t *resp, *ids = NULL;
+    json_t *ids = NULL;
     const char *err = NULL;
-    char *text;
     int i;
 
     for (i = 0; i < n; i++) {
@@ -203,19 +202,7 @@ int upm_redis_publish(request_rec *r, upm_msg *const *msgs, int n)
     if (upm_redis_send(r->pool, msgs, n, &ids, &err) != APR_SUCCESS) {
         return unavailable(r, err ? err : "unknown error");
     }
-    resp = json_pack("{s:i}", "accepted", (json_int_t)n);
-    if (ids) {
-        json_object_set_new(resp, "ids", ids);
-    }
-    text = json_dumps(resp, JSON_COMPACT);
-    json_decref(resp);
-    r->status = HTTP_ACCEPTED;
-    ap_set_content_type(r, "application/json");
-    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    ap_rputs(text, r);
-    ap_rputs("\n", r);
-    free(text);
-    return OK;
+    return upm_publish_accepted(r, n, ids);
 }
 
 /* ---- Streams resume ------------------------------------------------------ */
