@@ -38,21 +38,42 @@ upm_auth_info *upm_auth_get(request_rec *r)
     return ap_get_module_config(r->request_config, &upload_progress_module);
 }
 
-int upm_auth_grants(request_rec *r, const upm_auth_info *ai, const char *kind,
+int upm_auth_grants(request_rec *r, const upm_auth_info *ai, int field, const char *kind,
                     const char *id)
 {
     upm_dir_conf *d = ap_get_module_config(r->per_dir_config, &upload_progress_module);
-    return upm_auth_claims_grant(r->pool, ai ? ai->claims : NULL,
-                                 upm_conf_grant_claim(d), kind, id);
+    return upm_auth_claims_grant(r->pool, ai ? ai->claims : NULL, upm_conf_grant_claim(d),
+                                 upm_conf_id_claims(d), field, kind, id);
 }
 
 int upm_auth_claims_grant(apr_pool_t *p, json_t *claims, const char *grant_claim,
+                          const apr_array_header_t *id_claims, int field,
                           const char *kind, const char *id)
 {
+    int i;
     if (!claims || !id) {
         return 0;
     }
-    return upm_jwt_claim_has(claims, apr_pstrcat(p, grant_claim, ".", kind, NULL), id);
+    if (kind && upm_jwt_claim_has(claims, apr_pstrcat(p, grant_claim, ".", kind, NULL), id)) {
+        return 1;
+    }
+    for (i = 0; id_claims && i < id_claims->nelts; i++) {
+        const upm_id_claim *ic = &APR_ARRAY_IDX(id_claims, i, upm_id_claim);
+        int g;
+        if (ic->field != field) {
+            continue;
+        }
+        g = upm_jwt_id_claim_grants(claims, ic->claim, id);
+        if (g > 0) {
+            return 1;
+        }
+        if (g < 0) {
+            ap_log_perror(APLOG_MARK, APLOG_DEBUG, 0, p, APLOGNO(13700)
+                          "claim %s is neither a string nor an array of strings: it "
+                          "grants no %s", ic->claim, kind ? kind : "id");
+        }
+    }
+    return 0;
 }
 
 /* Removes `name` from a query string; returns its (decoded) value or NULL. */

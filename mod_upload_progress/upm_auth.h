@@ -16,13 +16,16 @@ typedef struct upm_auth_info {
  * authenticated by AuthType JWT. */
 upm_auth_info *upm_auth_get(request_rec *r);
 
-/* Does the token grant watching `id` of kind "projects", "jobs",
- * "sessions" or "files" through the grant claim? */
-int upm_auth_grants(request_rec *r, const upm_auth_info *ai, const char *kind,
+/* Does the token grant watching `id` of scope field (UPM_F_PROJECT ...),
+ * whose grant-claim list is kind ("projects", "jobs", "sessions" or
+ * "files"), through the grant claim or an UploadProgressJWTIdClaim? */
+int upm_auth_grants(request_rec *r, const upm_auth_info *ai, int field, const char *kind,
                     const char *id);
-/* The same for claims kept beyond their request (grant_claim: the
- * location's UploadProgressGrantClaim). */
+/* The same for claims kept beyond their request (grant_claim and
+ * id_claims: the location's UploadProgressJWTGrantClaim and
+ * UploadProgressJWTIdClaim). */
 int upm_auth_claims_grant(apr_pool_t *p, json_t *claims, const char *grant_claim,
+                          const apr_array_header_t *id_claims, int field,
                           const char *kind, const char *id);
 
 void upm_auth_register_hooks(apr_pool_t *p);

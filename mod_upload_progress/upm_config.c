@@ -3,6 +3,7 @@
 #include "upm_event.h"
 #include "upm_track_state.h"
 #include "upm_ws_frame.h"
+#include "upm_msg.h"
 
 #include "http_log.h"
 #include <apr_strings.h>
@@ -37,6 +38,8 @@ void *upm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     /* Set in the main server only (GLOBAL_ONLY): virtual hosts inherit. */
     c->redis = add->redis ? add->redis : base->redis;
     c->redis_patterns = add->redis_patterns ? add->redis_patterns : base->redis_patterns;
+    c->redis_scope_channels = add->redis_scope_channels ? add->redis_scope_channels
+                                                        : base->redis_scope_channels;
     c->redis_stream = add->redis_stream ? add->redis_stream : base->redis_stream;
     c->redis_stream_maxlen = add->redis_stream_maxlen >= 0 ? add->redis_stream_maxlen
                                                            : base->redis_stream_maxlen;
@@ -69,6 +72,7 @@ void *upm_create_dir_conf(apr_pool_t *p, char *dir)
     c->async = -1;
     c->write_timeout = -1;
     c->max_per_user = -1;
+    c->require_grant = -1;
     return c;
 }
 
@@ -90,6 +94,8 @@ void *upm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(cookie);
     MERGE_PTR(scope_claim);
     MERGE_PTR(grant_claim);
+    MERGE_PTR(id_claims);
+    MERGE_NUM(require_grant);
     MERGE_NUM(leeway);
     MERGE_NUM(heartbeat);
     MERGE_NUM(throttle);
@@ -138,6 +144,10 @@ const char *upm_conf_scope_claim(const upm_dir_conf *d)
 { return d->scope_claim ? d->scope_claim : "scope"; }
 const char *upm_conf_grant_claim(const upm_dir_conf *d)
 { return d->grant_claim ? d->grant_claim : "upl"; }
+const apr_array_header_t *upm_conf_id_claims(const upm_dir_conf *d)
+{ return d->id_claims; }
+int upm_conf_require_grant(const upm_dir_conf *d)
+{ return d->require_grant > 0; }
 
 int upm_conf_track(const upm_dir_conf *d)
 { return d->track >= 0 ? d->track : UPM_TRACK_OFF; }
@@ -151,6 +161,20 @@ int upm_conf_track_slots(const upm_srv_conf *s)
 static const char *const default_patterns[] = {
     "upload-session:*", "user:*", "job:*", "project:*"
 };
+
+static const upm_chan_scope default_scope_channels[] = {
+    { UPM_F_SESSION, "upload-session:" }, { UPM_F_JOB, "job:" }, { UPM_F_PROJECT, "project:" }
+};
+
+const upm_chan_scope *upm_conf_redis_scope_channels(const upm_srv_conf *sc, int *n)
+{
+    if (sc->redis_scope_channels) {
+        *n = sc->redis_scope_channels->nelts;
+        return (const upm_chan_scope *)sc->redis_scope_channels->elts;
+    }
+    *n = (int)(sizeof(default_scope_channels) / sizeof(default_scope_channels[0]));
+    return default_scope_channels;
+}
 
 int upm_conf_redis_mode(const upm_srv_conf *sc)
 {
@@ -588,6 +612,90 @@ static const char *add_redis_pattern(cmd_parms *cmd, void *dummy, const char *ar
     return NULL;
 }
 
+/* The scope field a directive argument names: "session" or "sessionId". */
+static int scope_field_named(const char *a)
+{
+    static const struct { const char *n1, *n2; int f; } names[] = {
+        { "session", "sessionId", UPM_F_SESSION }, { "job", "jobId", UPM_F_JOB },
+        { "project", "projectId", UPM_F_PROJECT }, { "file", "fileId", UPM_F_FILE }
+    };
+    unsigned i;
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (!strcasecmp(a, names[i].n1) || !strcasecmp(a, names[i].n2)) {
+            return names[i].f;
+        }
+    }
+    return -1;
+}
+
+static const char *add_scope_channel(cmd_parms *cmd, void *dummy, const char *scope,
+                                     const char *prefix)
+{
+    upm_srv_conf *sc = srv(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    upm_chan_scope *cs;
+    int f;
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(scope, "none") && !prefix) {
+        /* No channel addresses a scope: owner-less messages on them are
+         * refused, as before scopes were addressable. */
+        if (!sc->redis_scope_channels) {
+            sc->redis_scope_channels = apr_array_make(cmd->pool, 1, sizeof(upm_chan_scope));
+        }
+        return NULL;
+    }
+    if ((f = scope_field_named(scope)) < 0 || !prefix) {
+        return "UploadProgressRedisScopeChannel: SCOPE PREFIX, SCOPE one of session, job, "
+               "project, file (or the single word none)";
+    }
+    if (!*prefix || strlen(prefix) > 256 || strpbrk(prefix, " \t\r\n*?[\\")) {
+        return "UploadProgressRedisScopeChannel: a prefix is 1 to 256 characters without "
+               "white space or glob characters";
+    }
+    if (!strcmp(prefix, "user:")) {
+        return "UploadProgressRedisScopeChannel: user: is the owner's channel";
+    }
+    if (!sc->redis_scope_channels) {
+        sc->redis_scope_channels = apr_array_make(cmd->pool, 4, sizeof(upm_chan_scope));
+    }
+    cs = apr_array_push(sc->redis_scope_channels);
+    cs->field = f;
+    cs->prefix = apr_pstrdup(cmd->pool, prefix);
+    return NULL;
+}
+
+static const char *add_id_claim(cmd_parms *cmd, void *dv, const char *scope,
+                                const char *claim)
+{
+    upm_dir_conf *d = dv;
+    upm_id_claim *ic;
+    apr_array_header_t *a;
+    int f = scope_field_named(scope);
+    if (f < 0) {
+        return "UploadProgressJWTIdClaim: SCOPE CLAIM, SCOPE one of session, job, project, "
+               "file";
+    }
+    if (!*claim || strlen(claim) > 128) {
+        return "UploadProgressJWTIdClaim: a claim name is 1 to 128 characters";
+    }
+    /* A location's list adds to nothing inherited (like the keys, it
+     * replaces the parent's), so what a token grants is read in one place. */
+    a = d->id_claims ? d->id_claims : apr_array_make(cmd->pool, 2, sizeof(upm_id_claim));
+    ic = apr_array_push(a);
+    ic->field = f;
+    ic->claim = apr_pstrdup(cmd->pool, claim);
+    d->id_claims = a;
+    return NULL;
+}
+
+static const char *set_require_grant(cmd_parms *cmd, void *dv, int on)
+{
+    ((upm_dir_conf *)dv)->require_grant = on;
+    return NULL;
+}
+
 static const char *set_redis_stream(cmd_parms *cmd, void *dummy, const char *key,
                                     const char *maxlen)
 {
@@ -742,6 +850,17 @@ const command_rec upm_cmds[] = {
             "Claim holding scopes such as progress:publish (default scope)"),
     DIR_STR("UploadProgressJWTGrantClaim", grant_claim,
             "Claim listing extra projects/jobs/sessions/files the user may watch (default upl)"),
+    AP_INIT_TAKE2("UploadProgressJWTIdClaim", add_id_claim, NULL, OR_AUTHCFG | RSRC_CONF,
+                  "SCOPE CLAIM: the claim CLAIM (a string, or an array of strings) grants "
+                  "those ids of SCOPE (session, job, project or file); several allowed"),
+    AP_INIT_FLAG("UploadProgressRequireGrant", set_require_grant, NULL, OR_ALL,
+                 "On: a stream narrowed to a session/job/project/file its token does not "
+                 "grant is refused (403; WebSocket subscribe: forbidden); Off (default): it "
+                 "carries the user's own messages of that id"),
+    AP_INIT_TAKE12("UploadProgressRedisScopeChannel", add_scope_channel, NULL, RSRC_CONF,
+                   "SCOPE PREFIX: channels PREFIX{id} address owner-less messages to that "
+                   "session/job/project/file (default upload-session: job: project:); none: "
+                   "no channel does"),
     AP_INIT_TAKE1("UploadProgressTrack", set_track, NULL, OR_ALL,
                   "On: count request bodies carrying X-Progress-ID; All: every request "
                   "body; Off (default)"),

@@ -8,6 +8,14 @@
 #include <apr_hash.h>
 #include "upm_redis_url.h"
 #include "upm_rate.h"
+#include "upm_redis_logic.h"
+
+/* UploadProgressJWTIdClaim: a claim naming one id (or an array of ids) of
+ * a scope the token grants. */
+typedef struct upm_id_claim {
+    int field;                  /* UPM_F_SESSION, _JOB, _PROJECT or _FILE */
+    const char *claim;
+} upm_id_claim;
 #include <apr_thread_mutex.h>
 
 extern module AP_MODULE_DECLARE_DATA upload_progress_module;
@@ -43,6 +51,7 @@ typedef struct {
     /* Redis ingest: global (main server) only, read by every child. */
     upm_redis_url *redis;       /* NULL: embedded mode */
     apr_array_header_t *redis_patterns; /* const char *; NULL: the defaults */
+    apr_array_header_t *redis_scope_channels; /* upm_chan_scope; NULL: the defaults */
     const char *redis_stream;   /* NULL: pub/sub mode */
     long redis_stream_maxlen;   /* -1: unset; 0: the module does not trim */
     int redis_timeout_ms;       /* -1: unset */
@@ -63,6 +72,8 @@ typedef struct {
     const char *cookie;
     const char *scope_claim;
     const char *grant_claim;
+    apr_array_header_t *id_claims;      /* upm_id_claim; NULL: unset */
+    int require_grant;          /* -1: unset */
     int heartbeat;              /* seconds; -1: unset */
     double throttle;            /* percent; < 0: unset */
     int retry_ms;               /* -1: unset */
@@ -108,6 +119,9 @@ const char *upm_conf_token_param(const upm_dir_conf *d);
 const char *upm_conf_cookie(const upm_dir_conf *d);
 const char *upm_conf_scope_claim(const upm_dir_conf *d);
 const char *upm_conf_grant_claim(const upm_dir_conf *d);
+/* The location's UploadProgressJWTIdClaim list (NULL: none). */
+const apr_array_header_t *upm_conf_id_claims(const upm_dir_conf *d);
+int upm_conf_require_grant(const upm_dir_conf *d);
 int upm_conf_track(const upm_dir_conf *d);
 int upm_conf_report(const upm_dir_conf *d);
 int upm_conf_track_expire(const upm_dir_conf *d);
@@ -117,6 +131,9 @@ int upm_conf_track_slots(const upm_srv_conf *s);
 int upm_conf_redis_mode(const upm_srv_conf *sc);
 /* The subscribed patterns (the defaults when none were configured). */
 const char *const *upm_conf_redis_patterns(const upm_srv_conf *sc, int *n);
+/* The channel prefixes that address messages to a scope (defaults:
+ * upload-session: job: project:). */
+const upm_chan_scope *upm_conf_redis_scope_channels(const upm_srv_conf *sc, int *n);
 int upm_conf_redis_timeout_ms(const upm_srv_conf *sc);
 int upm_conf_redis_backoff_min_ms(const upm_srv_conf *sc);
 int upm_conf_redis_backoff_max_ms(const upm_srv_conf *sc);

@@ -425,9 +425,28 @@ static upm_event_status get_name(apr_pool_t *p, json_t *event,
     return UPM_EV_OK;
 }
 
+/* The fields that address a message to a scope when it has no owner:
+ * those a token can grant (photoId cannot). */
+static const char *const upm_scope_fields[] = {
+    "sessionId", "jobId", "projectId", "fileId", NULL
+};
+
+static int names_scope(json_t *msg)
+{
+    int i;
+    for (i = 0; upm_scope_fields[i]; i++) {
+        const char *v = json_string_value(json_object_get(msg, upm_scope_fields[i]));
+        if (v && *v) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static upm_event_status normalize(apr_pool_t *p, json_t *event,
                                   apr_hash_t *overrides,
-                                  const char *owner_hint, apr_time_t now,
+                                  const char *owner_hint, int scope_hint,
+                                  apr_time_t now,
                                   json_t **out, const char **owner,
                                   const char **err)
 {
@@ -498,12 +517,17 @@ static upm_event_status normalize(apr_pool_t *p, json_t *event,
 
     /* The event's own userId wins: the channel name is only a fallback
      * for publishers that route by channel and omit it from the body. */
-    if (user == NULL) {
-        if (owner_hint == NULL || *owner_hint == '\0') {
+    if (user == NULL && (owner_hint == NULL || *owner_hint == '\0')) {
+        /* No owner: a message to the scope the channel or its own ids
+         * name, seen only by streams whose token grants that scope. */
+        if (!scope_hint && !names_scope(msg)) {
             json_decref(msg);
-            *err = "event has no owner (userId)";
+            *err = "event has no owner (userId) and names no sessionId, jobId, "
+                   "projectId or fileId";
             return UPM_EV_NO_OWNER;
         }
+    }
+    else if (user == NULL) {
         if ((*err = check_id(p, "owner (channel user id)", owner_hint))
             != NULL) {
             json_decref(msg);
@@ -532,11 +556,22 @@ upm_event_status upm_event_normalize(apr_pool_t *p, json_t *event,
                                      json_t **out, const char **owner,
                                      const char **err)
 {
+    return upm_event_normalize_scoped(p, event, overrides, owner_hint, 0, now, out,
+                                      owner, err);
+}
+
+upm_event_status upm_event_normalize_scoped(apr_pool_t *p, json_t *event,
+                                            apr_hash_t *overrides,
+                                            const char *owner_hint, int scope_hint,
+                                            apr_time_t now,
+                                            json_t **out, const char **owner,
+                                            const char **err)
+{
     json_t *msg = NULL;
     const char *user = NULL, *reason = NULL;
     upm_event_status st;
 
-    st = normalize(p, event, overrides, owner_hint, now, &msg, &user,
+    st = normalize(p, event, overrides, owner_hint, scope_hint, now, &msg, &user,
                    &reason);
     if (out != NULL) {
         *out = msg;

@@ -14,7 +14,7 @@ typedef enum {
     UPM_EV_OK = 0,
     UPM_EV_NOT_OBJECT,          /* event is not a JSON object */
     UPM_EV_NO_TYPE,             /* neither a known `event` nor a `type` */
-    UPM_EV_NO_OWNER,            /* no userId and no owner hint */
+    UPM_EV_NO_OWNER,            /* no userId, no owner hint and no scope */
     UPM_EV_BAD_FIELD            /* an id field of the wrong type or too long */
 } upm_event_status;
 
@@ -47,7 +47,10 @@ int upm_event_is_terminal_type(const char *type);
  *    `type` as it is when there is no `event`; an `event` that maps to
  *    nothing and no `type` gives UPM_EV_NO_TYPE;
  *  - owner: string `userId` (integers rendered in decimal), else owner_hint
- *    (channel user:{id}); kept in the message as `userId`;
+ *    (channel user:{id}); kept in the message as `userId`.  Without
+ *    either, the event is a message to the scopes it names (a non-empty
+ *    sessionId, jobId, projectId or fileId) and *owner is NULL; naming
+ *    none gives UPM_EV_NO_OWNER;
  *  - photoId, fileId, jobId, sessionId, projectId: strings (integers
  *    rendered in decimal), at most UPM_ID_MAX bytes, else UPM_EV_BAD_FIELD;
  *  - timestamp kept when the publisher gave a string; a number is taken as
@@ -65,5 +68,15 @@ upm_event_status upm_event_normalize(apr_pool_t *p, json_t *event,
                                      apr_time_t now,
                                      json_t **out, const char **owner,
                                      const char **err);
+
+/* The same, for an event whose channel addresses it to a scope
+ * (scope_hint non-zero): then it needs neither an owner nor scope ids of
+ * its own (the caller routes it to the channel's scope). */
+upm_event_status upm_event_normalize_scoped(apr_pool_t *p, json_t *event,
+                                            apr_hash_t *overrides,
+                                            const char *owner_hint, int scope_hint,
+                                            apr_time_t now,
+                                            json_t **out, const char **owner,
+                                            const char **err);
 
 #endif

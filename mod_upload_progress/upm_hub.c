@@ -3,6 +3,7 @@
 #include "upm_event.h"
 #include "upm_stats.h"
 #include "upm_config.h"
+#include "upm_match.h"
 
 #include "http_log.h"
 #include "ap_mpm.h"
@@ -234,21 +235,7 @@ int upm_hub_count(void)
 
 int upm_sub_matches(const upm_sub *sub, const upm_msg *m)
 {
-    int f;
-    if (sub->spec.via == UPM_F_OWNER) {
-        if (strcmp(m->f[UPM_F_OWNER], sub->spec.user) != 0) {
-            return 0;
-        }
-    }
-    else if (strcmp(m->f[sub->spec.via], sub->spec.scope[sub->spec.via]) != 0) {
-        return 0;
-    }
-    for (f = UPM_F_PHOTO; f < UPM_F__COUNT; f++) {
-        if (sub->spec.scope[f] && strcmp(m->f[f], sub->spec.scope[f]) != 0) {
-            return 0;
-        }
-    }
-    return 1;
+    return upm_match(sub->spec.user, sub->spec.scope, sub->spec.via, m);
 }
 
 static int throttle_pass(upm_sub *sub, const upm_frame *f)

@@ -8,7 +8,7 @@
 
 static const char *const names[UPM_IN__COUNT] = {
     "ok", "too_large", "invalid_json", "not_an_object", "no_owner",
-    "owner_conflict", "bad_event", "no_payload"
+    "owner_conflict", "bad_event", "no_payload", "scope_conflict"
 };
 
 const char *upm_ingest_name(upm_ingest_status st)
@@ -21,6 +21,17 @@ upm_ingest_status upm_ingest(apr_pool_t *p, const char *data, apr_size_t len,
                              apr_size_t max, apr_time_t now, upm_msg *out,
                              const char **err)
 {
+    return upm_ingest_routed(p, data, len, owner_hint, -1, NULL, event_map, max, now,
+                             out, err);
+}
+
+upm_ingest_status upm_ingest_routed(apr_pool_t *p, const char *data, apr_size_t len,
+                                    const char *owner_hint, int scope_field,
+                                    const char *scope_id, apr_hash_t *event_map,
+                                    apr_size_t max, apr_time_t now, upm_msg *out,
+                                    const char **err)
+{
+    int scoped = scope_field > UPM_F_OWNER && scope_field < UPM_F__COUNT && scope_id;
     json_t *ev, *msg = NULL;
     json_error_t jerr;
     const char *owner = NULL;
@@ -44,7 +55,14 @@ upm_ingest_status upm_ingest(apr_pool_t *p, const char *data, apr_size_t len,
         *err = "the payload is JSON but not an object";
         return UPM_IN_NOT_OBJECT;
     }
-    st = upm_event_normalize(p, ev, event_map, owner_hint, now, &msg, &owner, err);
+    if (scoped && !upm_valid_id(scope_id)) {
+        json_decref(ev);
+        *err = apr_psprintf(p, "the channel's %s is not 1 to 128 of A-Z a-z 0-9 . _ : @ -",
+                            upm_msg_field_name(scope_field));
+        return UPM_IN_BAD_EVENT;
+    }
+    st = upm_event_normalize_scoped(p, ev, event_map, owner_hint, scoped, now, &msg,
+                                    &owner, err);
     json_decref(ev);
     if (st == UPM_EV_NO_OWNER) {
         return UPM_IN_NO_OWNER;
@@ -67,6 +85,17 @@ upm_ingest_status upm_ingest(apr_pool_t *p, const char *data, apr_size_t len,
     if (!m) {
         *err = "out of memory";
         return UPM_IN_BAD_EVENT;
+    }
+    if (scoped && !*m->f[UPM_F_OWNER]) {
+        /* The channel is the address: a body naming another id of the
+         * same kind is a publisher bug that could reach the wrong
+         * watchers either way. */
+        if (*m->f[scope_field] && strcmp(m->f[scope_field], scope_id) != 0) {
+            *err = apr_psprintf(p, "%s \"%s\" differs from the channel's \"%s\"",
+                                upm_msg_field_name(scope_field), m->f[scope_field], scope_id);
+            return UPM_IN_SCOPE_CONFLICT;
+        }
+        m->f[scope_field] = scope_id;
     }
     *out = *m;
     out->ext = "";

@@ -19,6 +19,8 @@ typedef enum {
     UPM_IN_OWNER_CONFLICT,      /* userId differs from the user:{id} channel */
     UPM_IN_BAD_EVENT,           /* no usable type, or a bad id field */
     UPM_IN_NO_PAYLOAD,          /* a stream entry without a data field */
+    UPM_IN_SCOPE_CONFLICT,      /* an owner-less message whose id differs from
+                                 * the scope its channel names */
     UPM_IN__COUNT
 } upm_ingest_status;
 
@@ -29,6 +31,18 @@ upm_ingest_status upm_ingest(apr_pool_t *p, const char *data, apr_size_t len,
                              const char *owner_hint, apr_hash_t *event_map,
                              apr_size_t max, apr_time_t now, upm_msg *out,
                              const char **err);
+
+/* The same for a message whose channel names a scope (scope_field, a
+ * UPM_F_* scope field of upm_msg.h, and scope_id; scope_field < 0: none)
+ * as well as, or instead of, an owner.  An event with a userId (or an
+ * owner hint) is its owner's as upm_ingest makes it; one without is a
+ * message to the channel's scope, routed by scope_id even when its JSON
+ * leaves the field out (the JSON stays as the publisher wrote it). */
+upm_ingest_status upm_ingest_routed(apr_pool_t *p, const char *data, apr_size_t len,
+                                    const char *owner_hint, int scope_field,
+                                    const char *scope_id, apr_hash_t *event_map,
+                                    apr_size_t max, apr_time_t now, upm_msg *out,
+                                    const char **err);
 
 /* Short name of a status for counters and log lines. */
 const char *upm_ingest_name(upm_ingest_status st);

@@ -931,3 +931,38 @@ int upm_jwt_claim_has(json_t *claims, const char *name, const char *value)
     }
     return 0;
 }
+
+int upm_jwt_id_claim_grants(json_t *claims, const char *name, const char *id)
+{
+    json_t *v;
+    size_t idx;
+    json_t *el;
+    int wrong = 0;
+
+    if (!json_is_object(claims) || !name || !*name || !id || !*id) {
+        return 0;
+    }
+    v = claim_lookup(claims, name);
+    if (v == NULL) {
+        return 0;
+    }
+    /* Exactly a string or strings: unlike the scope claim, "a b" is one
+     * id (an invalid one), and a number is not taken for an id, so a
+     * claim the identity provider meant otherwise grants nothing. */
+    if (json_is_string(v)) {
+        return strcmp(json_string_value(v), id) == 0;
+    }
+    if (!json_is_array(v)) {
+        return -1;
+    }
+    json_array_foreach(v, idx, el) {
+        if (!json_is_string(el)) {
+            wrong = 1;
+            continue;
+        }
+        if (strcmp(json_string_value(el), id) == 0) {
+            return 1;
+        }
+    }
+    return wrong ? -1 : 0;
+}

@@ -103,4 +103,11 @@ upm_jwt_status upm_jwt_check_claims(apr_pool_t *p, json_t *claims,
  * "upl.projects" looks at claims["upl"]["projects"]. */
 int upm_jwt_claim_has(json_t *claims, const char *name, const char *value);
 
+/* Does claim `name` (UploadProgressJWTIdClaim) grant id?  A string claim
+ * grants the one id it holds, an array of strings each of them.  1: it
+ * grants id; 0: it does not (absent, or other ids); -1: the claim is of a
+ * wrong type (number, object, ...), or an array holding such values and
+ * not id: it grants nothing, and the caller says so in its debug log. */
+int upm_jwt_id_claim_grants(json_t *claims, const char *name, const char *id);
+
 #endif

@@ -119,6 +119,14 @@ int upm_poll_handler(request_rec *r)
                               apr_psprintf(r->pool, "%s must be 1 to 128 of "
                                            "A-Z a-z 0-9 . _ : @ -", bad), -1);
     }
+    if ((bad = upm_stream_ungranted(d, &spec)) != NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13702)
+                      "%s: refused a poll for %s (%s): the token does not grant it "
+                      "(UploadProgressRequireGrant)", r->uri, r->user, bad);
+        return upm_json_error(r, HTTP_FORBIDDEN, "forbidden",
+                              apr_psprintf(r->pool, "the token does not grant this %s", bad),
+                              -1);
+    }
     wait = parse_wait(apr_table_get(q, "wait"));
     if (wait < 0) {
         return upm_json_error(r, HTTP_BAD_REQUEST, "bad_wait",

@@ -487,9 +487,17 @@ static void feed_held(void)
                                        h->full_len, L.max);
                 continue;
             }
-            st[nh] = upm_ingest(L.fp, h->data, h->len,
-                                upm_channel_owner(L.fp, h->ch, h->chlen),
-                                L.sc->event_map, L.max, now, m, &why[nh]);
+            {
+                /* user:{id} names the owner; upload-session:{id} (and the
+                 * other scope channels) the scope of an owner-less message. */
+                int nsc, sf;
+                const upm_chan_scope *scs = upm_conf_redis_scope_channels(L.sc, &nsc);
+                const char *sid;
+                sf = upm_channel_scope(L.fp, scs, nsc, h->ch, h->chlen, &sid);
+                st[nh] = upm_ingest_routed(L.fp, h->data, h->len,
+                                           upm_channel_owner(L.fp, h->ch, h->chlen), sf, sid,
+                                           L.sc->event_map, L.max, now, m, &why[nh]);
+            }
             if (st[nh] == UPM_IN_OK) {
                 msgs[nm++] = m;
             }

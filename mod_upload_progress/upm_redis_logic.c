@@ -141,6 +141,21 @@ const char *upm_channel_owner(apr_pool_t *p, const char *ch, apr_size_t chlen)
     return NULL;
 }
 
+int upm_channel_scope(apr_pool_t *p, const upm_chan_scope *routes, int n, const char *ch,
+                      apr_size_t chlen, const char **id)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        apr_size_t pl = strlen(routes[i].prefix);
+        if (chlen > pl && memcmp(ch, routes[i].prefix, pl) == 0) {
+            *id = apr_pstrmemdup(p, ch + pl, chlen - pl);
+            return routes[i].field;
+        }
+    }
+    *id = NULL;
+    return -1;
+}
+
 apr_uint64_t upm_msg_hash(const char *ch, apr_size_t chlen, const char *data, apr_size_t dlen)
 {
     apr_uint64_t h = 1469598103934665603ULL;

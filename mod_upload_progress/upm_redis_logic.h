@@ -31,6 +31,19 @@ int upm_patterns_first(const char *const *pats, int n, const char *ch, apr_size_
  * other channel NULL (the event must then carry userId itself). */
 const char *upm_channel_owner(apr_pool_t *p, const char *ch, apr_size_t chlen);
 
+/* A channel prefix that addresses messages to a scope: "upload-session:"
+ * for field UPM_F_SESSION (upm_msg.h), say. */
+typedef struct upm_chan_scope {
+    int field;
+    const char *prefix;
+} upm_chan_scope;
+
+/* The scope a channel names: the field of the first of n prefixes the
+ * channel starts with, followed by at least one byte (the id, a pool copy
+ * in *id); -1 when none matches. */
+int upm_channel_scope(apr_pool_t *p, const upm_chan_scope *routes, int n, const char *ch,
+                      apr_size_t chlen, const char **id);
+
 /* FNV-1a 64 of channel and payload: identifies a pub/sub message for the
  * hand-over between feeders. */
 apr_uint64_t upm_msg_hash(const char *ch, apr_size_t chlen, const char *data, apr_size_t dlen);

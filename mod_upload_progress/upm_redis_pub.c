@@ -67,6 +67,21 @@ static redisReply *transact(apr_pool_t *p, upm_redis_conn *c, int n, const int *
     return rep;
 }
 
+/* The channel of an owner-less message: the first scope channel whose
+ * field the message names.  Else "user:", which the default user:*
+ * pattern receives and which names nobody: the JSON's own ids route it. */
+static const char *scope_channel(apr_pool_t *p, const upm_srv_conf *sc, const upm_msg *m)
+{
+    int n, i;
+    const upm_chan_scope *cs = upm_conf_redis_scope_channels(sc, &n);
+    for (i = 0; i < n; i++) {
+        if (*m->f[cs[i].field]) {
+            return apr_pstrcat(p, cs[i].prefix, m->f[cs[i].field], NULL);
+        }
+    }
+    return "user:";
+}
+
 apr_status_t upm_redis_send(apr_pool_t *p, upm_msg *const *msgs, int n, json_t **ids,
                             const char **err)
 {
@@ -108,9 +123,13 @@ apr_status_t upm_redis_send(apr_pool_t *p, upm_msg *const *msgs, int n, json_t *
         }
         else {
             /* user:{id} is the channel the owner routing knows; the message
-             * carries userId as well. */
+             * carries userId as well.  An owner-less one goes to its
+             * scope's channel; its JSON names the same id, so every
+             * listener routes it as this server would have. */
             a[k++] = "PUBLISH";
-            a[k++] = apr_pstrcat(p, "user:", msgs[i]->f[UPM_F_OWNER], NULL);
+            a[k++] = *msgs[i]->f[UPM_F_OWNER]
+                     ? apr_pstrcat(p, "user:", msgs[i]->f[UPM_F_OWNER], NULL)
+                     : scope_channel(p, sc, msgs[i]);
         }
         a[k++] = msgs[i]->json;
         for (j = 0; j < k; j++) {

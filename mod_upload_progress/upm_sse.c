@@ -441,6 +441,13 @@ int upm_sse_handler(request_rec *r)
                               apr_psprintf(r->pool, "%s must be 1 to 128 of "
                                            "A-Z a-z 0-9 . _ : @ -", s), -1);
     }
+    if ((s = upm_stream_ungranted(d, &spec)) != NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13701)
+                      "%s: refused a stream for %s (%s): the token does not grant it "
+                      "(UploadProgressRequireGrant)", r->uri, r->user, s);
+        return upm_json_error(r, HTTP_FORBIDDEN, "forbidden",
+                              apr_psprintf(r->pool, "the token does not grant this %s", s), -1);
+    }
     resume = apr_table_get(r->headers_in, "Last-Event-ID");
     if (!resume || !*resume) {
         resume = apr_table_get(q, "lastEventId");

@@ -52,8 +52,22 @@ const char *upm_stream_request_scope(request_rec *r, apr_table_t *query,
         /* A grant widens what the user may watch only for the id it names,
          * and only when the stream asks for exactly that id. */
         if (spec->via == UPM_F_OWNER && scopes[i].grant
-            && upm_auth_grants(r, ai, scopes[i].grant, v)) {
+            && upm_auth_grants(r, ai, scopes[i].field, scopes[i].grant, v)) {
             spec->via = scopes[i].field;
+        }
+    }
+    return NULL;
+}
+
+const char *upm_stream_ungranted(const upm_dir_conf *d, const upm_sub_spec *spec)
+{
+    unsigned i;
+    if (!upm_conf_require_grant(d) || spec->via != UPM_F_OWNER) {
+        return NULL;
+    }
+    for (i = 0; i < NSCOPES; i++) {
+        if (scopes[i].grant && spec->scope[scopes[i].field]) {
+            return scopes[i].name;
         }
     }
     return NULL;

@@ -47,6 +47,11 @@ const char *upm_stream_request_scope(request_rec *r, apr_table_t *query,
 const char *upm_stream_base_spec(request_rec *r, const upm_dir_conf *d, apr_table_t *query,
                                  const upm_auth_info *ai, upm_sub_spec *spec);
 
+/* UploadProgressRequireGrant On and spec narrowed to a session, job,
+ * project or file that the token does not grant (spec->via is still the
+ * owner): the name of that field, for the 403.  Else NULL. */
+const char *upm_stream_ungranted(const upm_dir_conf *d, const upm_sub_spec *spec);
+
 /* Copies the strings of spec (user, scope) into p: a stream that
  * outlives its request keeps its spec there. */
 void upm_stream_spec_copy(apr_pool_t *p, upm_sub_spec *spec);

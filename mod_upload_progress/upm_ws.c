@@ -58,6 +58,8 @@ typedef struct ws_conn {
     apr_pool_t *home;               /* what lives as long as the connection */
     json_t *claims;                 /* the token's, for grants (a reference) */
     const char *grant_claim;
+    const apr_array_header_t *id_claims;    /* the location's, for grants */
+    int require_grant;
     /* Cleared after every turn of the loop; on the reactor thread its
      * scratch pool (ops set it on entry). */
     apr_pool_t *tmp;
@@ -252,12 +254,25 @@ static upm_sub *sub_open(ws_conn *ws, int field, const char *id, apr_pool_t **po
          * it, as an SSE stream narrowed to it would be; otherwise it stays
          * on the user's own messages (narrowing never widens). */
         if (spec.via == UPM_F_OWNER && grant
-            && upm_auth_claims_grant(ws->tmp, ws->claims, ws->grant_claim, grant,
-                                     spec.scope[field])) {
+            && upm_auth_claims_grant(ws->tmp, ws->claims, ws->grant_claim, ws->id_claims,
+                                     field, grant, spec.scope[field])) {
             spec.via = field;
         }
     }
     return upm_hub_add(*pool, &spec);
+}
+
+/* UploadProgressRequireGrant: a subscription to a grantable id the token
+ * does not grant is refused rather than left on the user's own messages. */
+static int sub_granted(void *baton, int field, const char *id)
+{
+    ws_conn *ws = baton;
+    const char *grant = upm_stream_grant_kind(field);
+    if (!grant) {
+        return 1;                   /* photoId: never granted, only narrows */
+    }
+    return upm_auth_claims_grant(ws->tmp, ws->claims, ws->grant_claim, ws->id_claims, field,
+                                 grant, id);
 }
 
 static void sub_close(ws_conn *ws, int i)
@@ -386,6 +401,10 @@ static void on_text(ws_conn *ws, const unsigned char *data, apr_size_t len)
     if (!ws->proto) {
         ws->proto = apr_palloc(ws->home, sizeof(*ws->proto));
         upm_wsp_init(ws->proto, ws->base.scope);
+        if (ws->require_grant) {
+            ws->proto->allow = sub_granted;
+            ws->proto->allow_baton = ws;
+        }
     }
     upm_wsp_handle(ws->proto, ws->tmp, (const char *)data, len, apr_time_now(), &res);
     switch (res.action) {
@@ -988,6 +1007,10 @@ int upm_ws_handler(request_rec *r)
                       apr_psprintf(r->pool, "%s must be 1 to 128 of "
                                    "A-Z a-z 0-9 . _ : @ -", bad));
     }
+    if ((bad = upm_stream_ungranted(d, &base)) != NULL) {
+        return refuse(r, HTTP_FORBIDDEN, "forbidden",
+                      apr_psprintf(r->pool, "the token does not grant this %s", bad));
+    }
     resume = apr_table_get(q, "lastEventId");
 
     if (upm_conf_max_per_user(d)) {
@@ -1016,6 +1039,9 @@ int upm_ws_handler(request_rec *r)
     upm_stream_spec_copy(home, &ws->base);
     ws->user = apr_pstrdup(home, r->user);
     ws->grant_claim = apr_pstrdup(home, upm_conf_grant_claim(d));
+    /* The per-directory configuration lives as long as this child. */
+    ws->id_claims = upm_conf_id_claims(d);
+    ws->require_grant = upm_conf_require_grant(d);
     if (ai && ai->claims) {
         ws->claims = json_incref(ai->claims);
         apr_pool_cleanup_register(home, ws->claims, release_claims, apr_pool_cleanup_null);

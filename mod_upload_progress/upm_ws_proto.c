@@ -122,6 +122,11 @@ static void subscribe(upm_wsp_state *st, apr_pool_t *p, upm_wsp_result *res)
         res->existed = 1;
         return;
     }
+    if (st->allow && !st->allow(st->allow_baton, res->field, res->id)) {
+        error(res, "forbidden", apr_psprintf(p, "the token does not grant %s %s",
+              upm_wsp_field_name(res->field), res->id));
+        return;
+    }
     if (st->nsubs == UPM_WSP_MAX_SUBS) {
         error(res, "too_many_subscriptions", apr_psprintf(p, "at most %d subscriptions "
               "per connection", UPM_WSP_MAX_SUBS));

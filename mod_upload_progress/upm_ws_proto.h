@@ -29,6 +29,11 @@ typedef struct {
     /* times of the last UPM_WSP_RATE accepted operations (a ring) */
     apr_time_t ops[UPM_WSP_RATE];
     int ops_next;
+    /* May the client subscribe to this id?  NULL: any.  0 refuses a new
+     * subscription with `forbidden` (UploadProgressRequireGrant and a
+     * token that does not grant the id). */
+    int (*allow)(void *baton, int field, const char *id);
+    void *allow_baton;
 } upm_wsp_state;
 
 typedef enum {

@@ -38,6 +38,8 @@ typedef struct {
  * every call: the input is left untouched, an error comes with a
  * single-line reason and no message, success comes with both a message and
  * an owner. */
+static const char *sfield(json_t *obj, const char *key);
+
 static norm_result norm_h(const char *text, apr_hash_t *overrides,
                           const char *hint)
 {
@@ -67,7 +69,10 @@ static norm_result norm_h(const char *text, apr_hash_t *overrides,
 
     if (r.st == UPM_EV_OK) {
         UPM_CHECK(r.msg != NULL && json_is_object(r.msg));
-        UPM_CHECK(r.owner != NULL);
+        /* No owner only for a message to a scope it names. */
+        UPM_CHECK(r.owner != NULL
+                  || (r.msg && (sfield(r.msg, "sessionId") || sfield(r.msg, "jobId")
+                                || sfield(r.msg, "projectId") || sfield(r.msg, "fileId"))));
         UPM_CHECK(r.err == NULL);
     }
     else {
@@ -466,7 +471,8 @@ static void test_owner(void)
 
     r = norm("{\"type\":\"progress\"}");
     UPM_CHECK_INT(r.st, UPM_EV_NO_OWNER);
-    UPM_CHECK_STR(r.err, "event has no owner (userId)");
+    UPM_CHECK_STR(r.err, "event has no owner (userId) and names no sessionId, jobId, "
+                  "projectId or fileId");
     done(&r);
 
     r = norm("{\"type\":\"progress\",\"userId\":null}");
@@ -1029,6 +1035,64 @@ static void test_full_message(void)
     }
 }
 
+/* No owner, but a session, job, project or file: a message to that
+ * scope, with the publisher's fields as they were (no userId added). */
+static void test_scope_addressed(void)
+{
+    static const char *const ok[] = {
+        "{\"type\":\"PHOTO_UPLOADED\",\"sessionId\":\"s-1\",\"photoId\":\"p\"}",
+        "{\"type\":\"progress\",\"jobId\":\"j\"}",
+        "{\"type\":\"job_failed\",\"projectId\":\"pr\",\"error\":\"x\"}",
+        "{\"type\":\"file_completed\",\"fileId\":\"f\"}",
+        "{\"type\":\"progress\",\"jobId\":42}",
+        NULL
+    };
+    static const char *const refused[] = {
+        "{\"type\":\"progress\",\"photoId\":\"p\"}",
+        "{\"type\":\"progress\",\"sessionId\":\"\"}",
+        "{\"type\":\"progress\",\"sessionId\":null}",
+        "{\"type\":\"progress\",\"userId\":null,\"jobId\":null}",
+        NULL
+    };
+    int i;
+    norm_result r;
+    for (i = 0; ok[i]; i++) {
+        r = norm(ok[i]);
+        UPM_CHECK_INT(r.st, UPM_EV_OK);
+        UPM_CHECK(r.owner == NULL);
+        UPM_CHECK(r.msg && json_object_get(r.msg, "userId") == NULL);
+        UPM_CHECK(r.msg && json_object_get(r.msg, "timestamp") != NULL);
+        done(&r);
+    }
+    for (i = 0; refused[i]; i++) {
+        r = norm(refused[i]);
+        /* "" is not an id at all (UPM_EV_BAD_FIELD); the rest name no scope */
+        UPM_CHECK(r.st == UPM_EV_NO_OWNER || (i == 1 && r.st == UPM_EV_BAD_FIELD));
+        done(&r);
+    }
+    /* The seed's message keeps every field and its own timestamp. */
+    r = norm("{\"type\":\"PHOTO_UPLOADED\",\"sessionId\":\"uuid\",\"photoId\":\"uuid\","
+             "\"uploadedCount\":47,\"totalCount\":100,\"progressPercent\":47.0,"
+             "\"timestamp\":\"2025-11-11T10:30:00Z\"}");
+    UPM_CHECK_INT(r.st, UPM_EV_OK);
+    UPM_CHECK_STR(sfield(r.msg, "timestamp"), "2025-11-11T10:30:00Z");
+    UPM_CHECK_INT(json_object_size(r.msg), 7);
+    done(&r);
+    /* A scope channel's message needs no ids of its own. */
+    {
+        json_t *ev = json_loads("{\"type\":\"x\"}", 0, NULL), *msg = NULL;
+        const char *owner = "z", *err = NULL;
+        UPM_CHECK_INT(upm_event_normalize_scoped(pool, ev, NULL, NULL, 1, 0, &msg, &owner,
+                                                 &err), UPM_EV_OK);
+        UPM_CHECK(owner == NULL);
+        json_decref(msg);
+        msg = NULL;
+        UPM_CHECK_INT(upm_event_normalize_scoped(pool, ev, NULL, NULL, 0, 0, &msg, &owner,
+                                                 &err), UPM_EV_NO_OWNER);
+        json_decref(ev);
+    }
+}
+
 int main(void)
 {
     apr_initialize();
@@ -1041,6 +1105,7 @@ int main(void)
     test_bad_type();
     test_not_object();
     test_owner();
+    test_scope_addressed();
     test_id_fields();
     test_timestamp();
     test_iso8601();
