@@ -74,6 +74,46 @@ sub _write_conf {
     $redis .= "UploadProgressRedis $o->{redis}\n" if $o->{redis};
     $redis .= "UploadProgressRedisStream $o->{stream}\n" if $o->{stream};
     my $extra = $o->{conf} || '';
+    $extra =~ s/\@SECRET\@/$self->{dir}\/secret/g;
+    # seed => 'conf/x.conf': that file as a site would include it (its
+    # @SECRET@ the node's secret), in place of the node's own streams.
+    if ($o->{seed}) {
+        my $f = $o->{seed} =~ m{^/} ? $o->{seed} : "$TOP/$o->{seed}";
+        my $text = _slurp($f);
+        die "$f: empty or missing\n" unless length $text;
+        $text =~ s/\@SECRET\@/$self->{dir}\/secret/g;
+        if ($text =~ /\@REDIS\@/) {
+            die "$f needs Redis: pass redis => URL\n" unless $o->{redis};
+            $text =~ s/\@REDIS\@/$o->{redis}/g;
+        }
+        $extra .= "\n$text\n";
+    }
+    my $own = $o->{seed} ? '' : <<"OWN";
+<Location "/sse">
+    SetHandler upload-progress-sse
+    AuthType JWT
+    AuthName "upload-progress"
+    UploadProgressJWTKey HS256 file:$self->{dir}/secret
+    UploadProgressHeartbeat 1
+    Require valid-user
+</Location>
+# Upload tracking in front of a handler that reads the body.
+<Location "/track-pub">
+    SetHandler upload-progress-publish
+    UploadProgressTrack On
+    AuthType JWT
+    AuthName "upload-progress"
+    UploadProgressJWTKey HS256 file:$self->{dir}/secret
+    Require valid-user
+</Location>
+<Location "/ws">
+    SetHandler upload-progress-websocket
+    AuthType JWT
+    AuthName "upload-progress"
+    UploadProgressJWTKey HS256 file:$self->{dir}/secret
+    Require valid-user
+</Location>
+OWN
     my $conf = <<"CONF";
 ServerRoot "$self->{dir}"
 ServerName 127.0.0.1
@@ -110,34 +150,11 @@ $extra
     SetHandler upload-progress-publish
     Require ip 127.0.0.1
 </Location>
-<Location "/sse">
-    SetHandler upload-progress-sse
-    AuthType JWT
-    AuthName "upload-progress"
-    UploadProgressJWTKey HS256 file:$self->{dir}/secret
-    UploadProgressHeartbeat 1
-    Require valid-user
-</Location>
 <Location "/upm-status">
     SetHandler upload-progress-status
     Require ip 127.0.0.1
 </Location>
-# Upload tracking in front of a handler that reads the body.
-<Location "/track-pub">
-    SetHandler upload-progress-publish
-    UploadProgressTrack On
-    AuthType JWT
-    AuthName "upload-progress"
-    UploadProgressJWTKey HS256 file:$self->{dir}/secret
-    Require valid-user
-</Location>
-<Location "/ws">
-    SetHandler upload-progress-websocket
-    AuthType JWT
-    AuthName "upload-progress"
-    UploadProgressJWTKey HS256 file:$self->{dir}/secret
-    Require valid-user
-</Location>
+$own
 CONF
     open my $f, '>', "$self->{dir}/httpd.conf" or die $!;
     print $f $conf;
