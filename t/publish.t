@@ -232,7 +232,9 @@ my @c422 = (
     ['unknown event in an array', [ev(), { event => 'NoSuchEvent', userId => $u }], 'no_type', 1],
     ['neither event nor type', [ev(), { userId => $u, photoId => 'x' }], 'no_type', 1],
     ['no owner', [ev(), ev(), { event => 'PhotoUploadStarted', photoId => 'x' }], 'no_owner', 2],
-    ['no owner, single', { type => 'progress', jobId => 'j' }, 'no_owner', 0],
+    # A jobId alone addresses the job (a message to that scope); a photoId
+    # is no scope, so this one has no addressee.
+    ['no owner, single', { type => 'progress', photoId => 'j' }, 'no_owner', 0],
     ['jobId an object', [ev(), ev(jobId => { a => 1 })], 'bad_field', 1],
     ['photoId an array', [ev(photoId => [1])], 'bad_field', 0],
     ['fileId a boolean', [ev(), ev(fileId => JSON::true)], 'bad_field', 1],

@@ -13,7 +13,9 @@ use UPM::Node;
 
 my $redis = UPM::Redis->new(port => 6391)->start;
 my $node = UPM::Node->new(redis => $redis->url,
-                          conf => 'UploadProgressRedisMaxMessage 32K')->start;
+                          conf => "UploadProgressRedisMaxMessage 32K\n"
+                                . "UploadProgressRedisSubscribe upload-session:* user:* job:* "
+                                . "project:* misc:*")->start;
 
 sub cli {
     my (@args) = @_;
@@ -87,11 +89,14 @@ my $big = $j->encode({ type => 'progress', userId => 'alice', pad => 'x' x (40 *
 cli('PUBLISH', 'user:alice', '{"type":');                     # invalid JSON
 cli('PUBLISH', 'user:alice', '[1,2,3]');                      # not an object
 cli('PUBLISH', 'user:alice', '"just a string"');
-cli('PUBLISH', 'upload-session:s9', '{"type":"progress","progress":5}');   # no owner
+cli('PUBLISH', 'misc:s9', '{"type":"progress","progress":5}');   # no owner, no scope
+# No owner on a session's channel: a message to that session, for streams
+# that watch it with a grant; neither alice's nor bob's whole stream.
+cli('PUBLISH', 'upload-session:s9', '{"type":"to_the_session","progress":5}');
 cli('PUBLISH', 'user:alice', '{"type":"progress","userId":"bob"}');      # owner conflict
 cli('PUBLISH', 'user:alice', '{"event":"NoSuchEvent"}');                 # no type
 $redis->publish('user:alice', $big);                                     # over 32K
-for (1 .. 30) { cli('PUBLISH', 'upload-session:s9', '{"type":"progress"}') }  # more no-owner
+for (1 .. 30) { cli('PUBLISH', 'misc:s9', '{"type":"progress"}') }  # more no-owner
 cli('PUBLISH', 'user:alice', '{"type":"after_the_junk","n":1}');
 cli('PUBLISH', 'user:bob', '{"type":"for_bob"}');
 UPM::Node::pump([$alice, $bob], sub {
@@ -106,7 +111,9 @@ ok(!$alice->eof && !$bob->eof, 'both streams still open');
 my $log = substr($node->log_text, $mark);
 like($log, qr/skipped a Redis message \(invalid_json\) from channel user:alice/, 'invalid JSON logged');
 like($log, qr/skipped a Redis message \(not_an_object\)/, 'non-object logged');
-like($log, qr/skipped a Redis message \(no_owner\) from channel upload-session:s9/, 'no owner logged');
+like($log, qr/skipped a Redis message \(no_owner\) from channel misc:s9/, 'no owner logged');
+unlike($log, qr/skipped a Redis message \([a-z_]+\) from channel upload-session:s9/,
+       'a message to a session is not refused');
 like($log, qr/skipped a Redis message \(owner_conflict\).*"bob".*"alice"/, 'owner conflict logged');
 like($log, qr/skipped a Redis message \(bad_event\)/, 'unknown event logged');
 like($log, qr/skipped a Redis message \(too_large\).*more than the 32768/, 'over-size message logged');
