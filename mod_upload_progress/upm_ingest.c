@@ -31,7 +31,9 @@ upm_ingest_status upm_ingest_routed(apr_pool_t *p, const char *data, apr_size_t 
                                     apr_size_t max, apr_time_t now, upm_msg *out,
                                     const char **err)
 {
-    int scoped = scope_field > UPM_F_OWNER && scope_field < UPM_F__COUNT && scope_id;
+    /* Only the scopes a token can grant address a message: photoId not. */
+    int scoped = (scope_field == UPM_F_SESSION || scope_field == UPM_F_JOB
+                  || scope_field == UPM_F_PROJECT || scope_field == UPM_F_FILE) && scope_id;
     json_t *ev, *msg = NULL;
     json_error_t jerr;
     const char *owner = NULL;

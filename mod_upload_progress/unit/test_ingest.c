@@ -40,6 +40,63 @@ static void test_ok(void)
     UPM_CHECK_DBL(m.percent, 3.0);
 }
 
+static upm_ingest_status in_scope(const char *s, int field, const char *id, upm_msg *m,
+                                  const char **err)
+{
+    return upm_ingest_routed(p, s, strlen(s), NULL, field, id, NULL, 1024,
+                             1700000000000000LL, m, err);
+}
+
+/* upload-session:{id} and the other scope channels. */
+static void test_scope_routed(void)
+{
+    upm_msg m;
+    const char *err = NULL;
+    const char *seed = "{\"type\":\"PHOTO_UPLOADED\",\"sessionId\":\"s-9\",\"photoId\":\"p\","
+                       "\"uploadedCount\":47,\"totalCount\":100,\"progressPercent\":47.0,"
+                       "\"timestamp\":\"2025-11-11T10:30:00Z\"}";
+    UPM_CHECK_INT(in_scope(seed, UPM_F_SESSION, "s-9", &m, &err), UPM_IN_OK);
+    UPM_CHECK_STR(m.f[UPM_F_OWNER], "");
+    UPM_CHECK_STR(m.f[UPM_F_SESSION], "s-9");
+    /* The JSON as published: no userId added, the timestamp kept. */
+    UPM_CHECK(strstr(m.json, "userId") == NULL);
+    UPM_CHECK(strstr(m.json, "\"timestamp\":\"2025-11-11T10:30:00Z\"") != NULL);
+    UPM_CHECK(strstr(m.json, "\"progressPercent\":47.0") != NULL);
+
+    /* A body without the id: routed by the channel, JSON unchanged. */
+    UPM_CHECK_INT(in_scope("{\"type\":\"progress\",\"jobId\":\"j1\",\"progress\":5}",
+                           UPM_F_PROJECT, "pr-1", &m, &err), UPM_IN_OK);
+    UPM_CHECK_STR(m.f[UPM_F_PROJECT], "pr-1");
+    UPM_CHECK_STR(m.f[UPM_F_JOB], "j1");
+    UPM_CHECK(strstr(m.json, "projectId") == NULL);
+    UPM_CHECK_INT(in_scope("{\"type\":\"x\"}", UPM_F_JOB, "j2", &m, &err), UPM_IN_OK);
+    UPM_CHECK_STR(m.f[UPM_F_JOB], "j2");
+
+    /* Another id of the same kind than the channel's: refused. */
+    UPM_CHECK_INT(in_scope("{\"type\":\"x\",\"sessionId\":\"s-8\"}", UPM_F_SESSION, "s-9",
+                           &m, &err), UPM_IN_SCOPE_CONFLICT);
+    UPM_CHECK(err && strstr(err, "s-8") && strstr(err, "s-9"));
+    UPM_CHECK_STR(upm_ingest_name(UPM_IN_SCOPE_CONFLICT), "scope_conflict");
+    /* A channel id that is no id. */
+    UPM_CHECK_INT(in_scope("{\"type\":\"x\"}", UPM_F_SESSION, "a b", &m, &err),
+                  UPM_IN_BAD_EVENT);
+
+    /* With a userId it is its owner's, as on any channel. */
+    UPM_CHECK_INT(in_scope("{\"type\":\"x\",\"userId\":\"u1\"}", UPM_F_SESSION, "s-9", &m, &err),
+                  UPM_IN_OK);
+    UPM_CHECK_STR(m.f[UPM_F_OWNER], "u1");
+    UPM_CHECK_STR(m.f[UPM_F_SESSION], "");
+
+    /* Not a scope channel, no owner: a scope the JSON names, or refused. */
+    UPM_CHECK_INT(in("{\"type\":\"x\",\"fileId\":\"f1\"}", NULL, &m, &err), UPM_IN_OK);
+    UPM_CHECK_STR(m.f[UPM_F_FILE], "f1");
+    UPM_CHECK_STR(m.f[UPM_F_OWNER], "");
+    UPM_CHECK_INT(in("{\"type\":\"x\",\"photoId\":\"p1\"}", NULL, &m, &err), UPM_IN_NO_OWNER);
+    UPM_CHECK_INT(in_scope("{\"type\":\"x\"}", -1, NULL, &m, &err), UPM_IN_NO_OWNER);
+    /* photoId is no scope a channel can name. */
+    UPM_CHECK_INT(in_scope("{\"type\":\"x\"}", UPM_F_PHOTO, "p1", &m, &err), UPM_IN_NO_OWNER);
+}
+
 static void test_refused(void)
 {
     upm_msg m;
@@ -104,6 +161,7 @@ int main(void)
     apr_initialize();
     apr_pool_create(&p, NULL);
     test_ok();
+    test_scope_routed();
     test_refused();
     test_stream_fields();
     apr_pool_destroy(p);

@@ -1166,6 +1166,35 @@ static void test_claim_has(void)
     json_decref(c);
 }
 
+static void test_id_claim(void)
+{
+    json_t *c = json_loads("{\"sessionId\":\"s1\",\"projects\":[\"p1\",\"p2\"],"
+                           "\"mixed\":[3,\"m1\",null],\"num\":42,\"obj\":{\"s1\":true},"
+                           "\"spaced\":\"a b\",\"ctx\":{\"jobId\":\"j1\"},\"none\":null,"
+                           "\"bad\":[1,2]}", 0, NULL);
+    UPM_CHECK(c != NULL);
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(c, "sessionId", "s1"), 1);
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(c, "sessionId", "s2"), 0);
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(c, "sessionId", "s"), 0);
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(c, "projects", "p2"), 1);
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(c, "projects", "p3"), 0);
+    /* A string is one id, not a list of words (unlike the scope claim). */
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(c, "spaced", "a"), 0);
+    /* Wrong types grant nothing and say so. */
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(c, "num", "42"), -1);
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(c, "obj", "s1"), -1);
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(c, "none", "x"), -1);
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(c, "bad", "1"), -1);
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(c, "mixed", "3"), -1);
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(c, "mixed", "m1"), 1);
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(c, "ctx.jobId", "j1"), 1);
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(c, "absent", "j1"), 0);
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(c, "sessionId", ""), 0);
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(c, "sessionId", NULL), 0);
+    UPM_CHECK_INT(upm_jwt_id_claim_grants(NULL, "sessionId", "s1"), 0);
+    json_decref(c);
+}
+
 int main(int argc, const char *const argv[])
 {
     apr_app_initialize(&argc, &argv, NULL);
@@ -1199,6 +1228,7 @@ int main(int argc, const char *const argv[])
     test_candidates();
     test_check_claims();
     test_claim_has();
+    test_id_claim();
 
     apr_pool_destroy(pool);
     apr_terminate();

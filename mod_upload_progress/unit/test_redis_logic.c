@@ -78,6 +78,27 @@ static void test_glob(void)
     UPM_CHECK(upm_redis_glob("user:*", "user:a\0b", 8));
 }
 
+static void test_channel_scope(void)
+{
+    static const upm_chan_scope r[] = {
+        { 5, "upload-session:" }, { 4, "job:" }, { 6, "project:" }
+    };
+    const char *id;
+    UPM_CHECK_INT(upm_channel_scope(p, r, 3, "upload-session:s1", 17, &id), 5);
+    UPM_CHECK_STR(id, "s1");
+    UPM_CHECK_INT(upm_channel_scope(p, r, 3, "job:a:b", 7, &id), 4);
+    UPM_CHECK_STR(id, "a:b");
+    UPM_CHECK_INT(upm_channel_scope(p, r, 3, "project:p", 9, &id), 6);
+    UPM_CHECK_INT(upm_channel_scope(p, r, 3, "project:", 8, &id), -1);
+    UPM_CHECK(id == NULL);
+    UPM_CHECK_INT(upm_channel_scope(p, r, 3, "user:1", 6, &id), -1);
+    UPM_CHECK_INT(upm_channel_scope(p, r, 3, "jobs:1", 6, &id), -1);
+    UPM_CHECK_INT(upm_channel_scope(p, r, 0, "job:1", 5, &id), -1);
+    /* the length given, not the NUL */
+    UPM_CHECK_INT(upm_channel_scope(p, r, 3, "job:12345", 5, &id), 4);
+    UPM_CHECK_STR(id, "1");
+}
+
 static void test_channels(void)
 {
     static const char *const pats[] = { "user:*", "*", "job:*" };
@@ -295,6 +316,7 @@ int main(void)
     test_backoff();
     test_glob();
     test_channels();
+    test_channel_scope();
     test_xid();
     test_xinfo();
     test_lease();
