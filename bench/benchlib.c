@@ -470,6 +470,8 @@ static void b64url(const unsigned char *in, size_t n, bl_buf *b)
     free(tmp);
 }
 
+int bl_scope_address;
+
 char *bl_jwt_hs256(const char *secret, const char *sub, long ttl)
 {
     static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
@@ -478,8 +480,9 @@ char *bl_jwt_hs256(const char *secret, const char *sub, long ttl)
     unsigned int maclen = 0;
     long now = (long)time(NULL);
     bl_buf b = { 0 };
-    snprintf(payload, sizeof(payload), "{\"sub\":\"%s\",\"iat\":%ld,\"exp\":%ld}", sub, now,
-             now + ttl);
+    snprintf(payload, sizeof(payload), "{\"sub\":\"%s\",\"iat\":%ld,\"exp\":%ld%s%s%s}", sub,
+             now, now + ttl, bl_scope_address ? ",\"sid\":\"" : "",
+             bl_scope_address ? sub : "", bl_scope_address ? "\"" : "");
     b64url((const unsigned char *)header, strlen(header), &b);
     bl_buf_add(&b, ".", 1);
     b64url((const unsigned char *)payload, strlen(payload), &b);
@@ -555,37 +558,41 @@ int bl_json_str(const char *json, size_t len, const char *qkey, const char **v, 
 void bl_event_json(bl_buf *b, int kind, const char *user, uint32_t n, uint64_t t_pub,
                    const char *pad)
 {
+    /* By scope: the same events to session `user`, with no owner (their
+     * own session ids renamed so the address stays the only one). */
+    const char *ak = bl_scope_address ? "sessionId" : "userId";
+    const char *sk = bl_scope_address ? "uploadId" : "sessionId";
     switch (kind % BL_EVENT_KINDS) {
     case 1:
-        bl_buf_printf(b, "{\"event\":\"PhotoUploadProgressed\",\"userId\":\"%s\","
+        bl_buf_printf(b, "{\"event\":\"PhotoUploadProgressed\",\"%s\":\"%s\","
                       "\"photoId\":\"p-%u\",\"bytesUploaded\":%u,\"totalBytes\":1000",
-                      user, n, n % 1000);
+                      ak, user, n, n % 1000);
         break;
     case 2:
-        bl_buf_printf(b, "{\"event\":\"PhotoUploadCompleted\",\"userId\":\"%s\","
+        bl_buf_printf(b, "{\"event\":\"PhotoUploadCompleted\",\"%s\":\"%s\","
                       "\"photoId\":\"p-%u\",\"bytesUploaded\":1000,\"totalBytes\":1000",
-                      user, n);
+                      ak, user, n);
         break;
     case 3:
-        bl_buf_printf(b, "{\"event\":\"UploadJobProgressed\",\"userId\":\"%s\","
+        bl_buf_printf(b, "{\"event\":\"UploadJobProgressed\",\"%s\":\"%s\","
                       "\"jobId\":\"j-%u\",\"progressPercent\":%u,\"step\":\"thumbnails\"",
-                      user, n, n % 100);
+                      ak, user, n, n % 100);
         break;
     case 4:
-        bl_buf_printf(b, "{\"event\":\"UploadJobCompleted\",\"userId\":\"%s\","
+        bl_buf_printf(b, "{\"event\":\"UploadJobCompleted\",\"%s\":\"%s\","
                       "\"jobId\":\"j-%u\",\"result\":{\"url\":\"/photos/p-%u\"}",
-                      user, n, n);
+                      ak, user, n, n);
         break;
     case 5:
-        bl_buf_printf(b, "{\"event\":\"PhotoUploadedEvent\",\"userId\":\"%s\","
-                      "\"photoId\":\"p-%u\",\"sessionId\":\"s-%u\"", user, n, n / 16);
+        bl_buf_printf(b, "{\"event\":\"PhotoUploadedEvent\",\"%s\":\"%s\","
+                      "\"photoId\":\"p-%u\",\"%s\":\"s-%u\"", ak, user, n, sk, n / 16);
         break;
     case 6:
-        bl_buf_printf(b, "{\"type\":\"session_created\",\"userId\":\"%s\","
-                      "\"sessionId\":\"s-%u\",\"totalCount\":12", user, n);
+        bl_buf_printf(b, "{\"type\":\"session_created\",\"%s\":\"%s\","
+                      "\"%s\":\"s-%u\",\"totalCount\":12", ak, user, sk, n);
         break;
     default:
-        bl_buf_printf(b, "{\"type\":\"bench\",\"userId\":\"%s\"", user);
+        bl_buf_printf(b, "{\"type\":\"bench\",\"%s\":\"%s\"", ak, user);
         break;
     }
     bl_buf_printf(b, ",\"n\":%u,\"t_pub\":%llu", n, (unsigned long long)t_pub);

@@ -86,6 +86,10 @@ int bl_resp_parse(bl_resp_reader *rr, bl_buf *in, bl_chunk_out body, bl_resp_don
 /* HS256 JWT for `sub`, valid for ttl seconds; the secret is the first line
  * of the file (what scripts/jwt.sh signs with). */
 int bl_read_secret(const char *path, char *out, size_t cap);
+/* ADDRESS=scope: messages go to sessions (sessionId, no userId) and
+ * tokens grant their subject's session (claim "sid"); 0: to users. */
+extern int bl_scope_address;
+
 char *bl_jwt_hs256(const char *secret, const char *sub, long ttl);
 
 /* base64 (standard alphabet) of n bytes into out (NUL-terminated). */

@@ -436,7 +436,8 @@ static void on_message(conn *c, const char *json, size_t len)
         }
         return;
     }
-    if (bl_json_str(json, len, "\"userId\"", &v, &vl)) {
+    /* The address: the user, or (ADDRESS=scope) the session. */
+    if (bl_json_str(json, len, bl_scope_address ? "\"sessionId\"" : "\"userId\"", &v, &vl)) {
         if (vl != c->uname_len || memcmp(v, c->uname, vl) != 0) {
             me->foreign++;
             return;
@@ -1294,6 +1295,7 @@ int main(int argc, char **argv)
         { "host", 1, 0, 'h' }, { "port", 1, 0, 'p' }, { "path", 1, 0, 'P' },
         { "proto", 1, 0, 'w' }, { "conns", 1, 0, 'n' }, { "users", 1, 0, 'u' },
         { "prefix", 1, 0, 'x' }, { "procs", 1, 0, 'k' }, { "src-base", 1, 0, 'b' },
+        { "address", 1, 0, 'A' },
         { "secret", 1, 0, 's' }, { "connect-rate", 1, 0, 'r' }, { "max-pending", 1, 0, 'm' },
         { "connect-timeout", 1, 0, 'T' }, { "no-reconnect", 0, 0, 'R' },
         { "ws-resume", 0, 0, 'W' }, { "status", 1, 0, 'S' }, { "stop-file", 1, 0, 'X' },
@@ -1319,6 +1321,7 @@ int main(int argc, char **argv)
         case 'n': opt.conns = atoi(optarg); break;
         case 'u': opt.users = atoi(optarg); break;
         case 'x': opt.prefix = optarg; break;
+        case 'A': bl_scope_address = strcmp(optarg, "scope") == 0; break;
         case 'k': opt.procs = atoi(optarg); break;
         case 'b': opt.src_base = atoi(optarg); break;
         case 's': opt.secret_file = optarg; break;

@@ -409,7 +409,7 @@ int main(int argc, char **argv)
         { "conns", 1, 0, 'c' }, { "batch", 1, 0, 'b' }, { "pick", 1, 0, 'k' },
         { "pad", 1, 0, 'a' }, { "seed", 1, 0, 's' }, { "sent", 1, 0, 'S' },
         { "out", 1, 0, 'o' }, { "drain-timeout", 1, 0, 'D' }, { "mix", 0, 0, 'M' },
-        { "counts-from", 1, 0, 'F' }, { 0, 0, 0, 0 }
+        { "counts-from", 1, 0, 'F' }, { "address", 1, 0, 'A' }, { 0, 0, 0, 0 }
     };
     int ch, i;
     uint32_t *counts;
@@ -433,6 +433,7 @@ int main(int argc, char **argv)
         case 'C': opt.channel = optarg; break;
         case 'u': opt.users = atoi(optarg); break;
         case 'x': opt.prefix = optarg; break;
+        case 'A': bl_scope_address = strcmp(optarg, "scope") == 0; break;
         case 'r': opt.rate = atof(optarg); break;
         case 'd': opt.duration = atof(optarg); break;
         case 'c': opt.conns = atoi(optarg); break;

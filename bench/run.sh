@@ -13,6 +13,12 @@
 #   TARGETS="ours nchan"            which servers
 #   PROTO=sse|ws                    subscriber protocol (ws needs the module's
 #                                   WebSocket handler)
+#   ADDRESS=user|scope              user: messages to users (userId), a
+#                                   subscriber per user's stream; scope:
+#                                   the same messages to sessions (sessionId,
+#                                   no userId), subscribers on
+#                                   /sse?sessionId={u} with a token granting
+#                                   that session (S3/S5 "users" are sessions)
 #   PUBLISH=http|redis              how events reach the servers (redis: ours
 #                                   through UploadProgressRedis when the module
 #                                   has it, nchan with nchan_use_redis)
@@ -42,6 +48,7 @@ SCENARIOS=${SCENARIOS:-"S1 S2 S3 S4 S5"}
 TARGETS=${TARGETS:-"ours nchan"}
 PROTO=${PROTO:-sse}
 PUBLISH=${PUBLISH:-http}
+ADDRESS=${ADDRESS:-user}
 OURS_PORT=${OURS_PORT:-8640}
 NCHAN_PORT=${NCHAN_PORT:-8650}
 REDIS_PORT=${REDIS_PORT:-6381}
@@ -233,6 +240,7 @@ start_subs() { # TARGET TAG CONNS USERS PREFIX CONNECT_TIMEOUT [nosent]
     if [ "$target" = ours ]; then
         port=$OURS_PORT
         if [ "$PROTO" = ws ]; then path=/ws; else path=/sse; fi
+        [ "$ADDRESS" = scope ] && path="$path?sessionId={u}"
         auth=(--secret "$RUN/secret")
         [ "$PROTO" = ws ] && auth+=(--ws-resume)
     else
@@ -243,7 +251,7 @@ start_subs() { # TARGET TAG CONNS USERS PREFIX CONNECT_TIMEOUT [nosent]
         --prefix "$prefix" --procs "$procs" --connect-rate "$CONNECT_RATE" \
         --connect-timeout "$ctimeout" --status "$LC_DIR/status" --stop-file "$LC_DIR/stop" \
         "${sent[@]}" --out "$LC_DIR/sub.json" --max-time 900 --label "$tag-$target" \
-        "${auth[@]}" 2>"$LC_DIR/loadclient.err" &
+        --address "$ADDRESS" "${auth[@]}" 2>"$LC_DIR/loadclient.err" &
     LC_PID=$!
     BG_PIDS="$BG_PIDS $LC_PID"
 }
@@ -285,6 +293,8 @@ publish() { # TARGET USERS PREFIX RATE SECONDS PICK OUTDIR
     if [ "$PUBLISH" = redis ]; then
         if [ "$target" = ours ]; then
             args=(--target redis --port "$REDIS_PORT" --channel 'user:{u}')
+            [ "$ADDRESS" = scope ] && args=(--target redis --port "$REDIS_PORT"
+                                            --channel 'upload-session:{u}')
         else
             args=(--target nchan --port "$NCHAN_PORT")
         fi
@@ -295,7 +305,7 @@ publish() { # TARGET USERS PREFIX RATE SECONDS PICK OUTDIR
     fi
     timeout $((secs + 60)) "$PUB" "${args[@]}" --users "$users" --prefix "$prefix" \
         --rate "$rate" --duration "$secs" --pick "$pick" --conns 4 \
-        --sent "$dir/sent" --out "$dir/pub.json" 2>"$dir/publisher.err"
+        --sent "$dir/sent" --out "$dir/pub.json" --address "$ADDRESS" 2>"$dir/publisher.err"
 }
 
 server_stat() { "$PSTAT" "$SERVER_PID" 2>/dev/null; }
