@@ -175,6 +175,8 @@ static int upm_check_authn(request_rec *r)
     pol.audience = d->audience;
     pol.leeway = upm_conf_leeway(d);
     pol.user_claim = upm_conf_user_claim(d);
+    pol.allow_no_exp = !upm_conf_require_exp(d);
+    pol.max_age = upm_conf_max_age(d);
     memset(&res, 0, sizeof(res));
     st = upm_jwt_verify(r->pool, token, d->keys, &pol, apr_time_sec(apr_time_now()), &res);
     if (st != UPM_JWT_OK) {

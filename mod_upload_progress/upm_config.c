@@ -57,6 +57,8 @@ void *upm_create_dir_conf(apr_pool_t *p, char *dir)
 {
     upm_dir_conf *c = apr_pcalloc(p, sizeof(*c));
     c->leeway = -1;
+    c->require_exp = -1;
+    c->max_age = -1;
     c->heartbeat = -1;
     c->throttle = -1;
     c->retry_ms = -1;
@@ -91,6 +93,8 @@ void *upm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(scope_claim);
     MERGE_PTR(grant_claim);
     MERGE_NUM(leeway);
+    MERGE_NUM(require_exp);
+    MERGE_NUM(max_age);
     MERGE_NUM(heartbeat);
     MERGE_NUM(throttle);
     MERGE_NUM(retry_ms);
@@ -128,6 +132,10 @@ int upm_conf_max_per_user(const upm_dir_conf *d)
 { return d->max_per_user >= 0 ? d->max_per_user : UPM_DEFAULT_MAX_PER_USER; }
 int upm_conf_leeway(const upm_dir_conf *d)
 { return d->leeway >= 0 ? d->leeway : UPM_DEFAULT_LEEWAY; }
+int upm_conf_require_exp(const upm_dir_conf *d)
+{ return d->require_exp >= 0 ? d->require_exp : UPM_DEFAULT_REQUIRE_EXP; }
+int upm_conf_max_age(const upm_dir_conf *d)
+{ return d->max_age >= 0 ? d->max_age : UPM_DEFAULT_MAX_AGE; }
 const char *upm_conf_user_claim(const upm_dir_conf *d)
 { return d->user_claim ? d->user_claim : "sub"; }
 const char *upm_conf_token_param(const upm_dir_conf *d)
@@ -299,11 +307,22 @@ static const char *set_dir_int(cmd_parms *cmd, void *dv, const char *arg)
         if (!(err = parse_int(arg, 0, 1000000, &v, cmd->cmd->name, cmd->pool)))
             d->max_per_user = (int)v;
         return err;
+    case 5:
+        /* Up to a year: longer is no bound worth the name. */
+        if (!(err = parse_int(arg, 0, 366 * 86400, &v, cmd->cmd->name, cmd->pool)))
+            d->max_age = (int)v;
+        return err;
     default:
         if (!(err = parse_int(arg, 0, 86400, &v, cmd->cmd->name, cmd->pool)))
             d->leeway = (int)v;
         return err;
     }
+}
+
+static const char *set_require_exp(cmd_parms *cmd, void *dv, int on)
+{
+    ((upm_dir_conf *)dv)->require_exp = on;
+    return NULL;
 }
 
 static const char *set_async(cmd_parms *cmd, void *dv, int on)
@@ -733,6 +752,11 @@ const command_rec upm_cmds[] = {
     DIR_STR("UploadProgressJWTAudience", audience, "Required aud claim"),
     AP_INIT_TAKE1("UploadProgressJWTLeeway", set_dir_int, (void *)2, OR_AUTHCFG | RSRC_CONF,
                   "Seconds of clock skew allowed on exp and nbf (default 30)"),
+    AP_INIT_FLAG("UploadProgressJWTRequireExp", set_require_exp, NULL, OR_AUTHCFG | RSRC_CONF,
+                 "On (default): tokens without an exp claim are refused"),
+    AP_INIT_TAKE1("UploadProgressJWTMaxAge", set_dir_int, (void *)5, OR_AUTHCFG | RSRC_CONF,
+                  "Longest lifetime in seconds a token may have (exp - iat), and the "
+                  "longest it is accepted after iat (default 0 = no bound)"),
     DIR_STR("UploadProgressJWTUserClaim", user_claim, "Claim naming the user (default sub)"),
     DIR_STR("UploadProgressJWTTokenParam", token_param,
             "Query parameter carrying the token (default token)"),

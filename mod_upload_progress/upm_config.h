@@ -19,6 +19,8 @@ extern module AP_MODULE_DECLARE_DATA upload_progress_module;
 #define UPM_DEFAULT_THROTTLE      1.0
 #define UPM_DEFAULT_RETRY_MS      3000
 #define UPM_DEFAULT_LEEWAY        30
+#define UPM_DEFAULT_REQUIRE_EXP   1
+#define UPM_DEFAULT_MAX_AGE       0
 #define UPM_DEFAULT_SEND_QUEUE    (256 * 1024)
 #define UPM_DEFAULT_TRACK_SLOTS   1024
 #define UPM_DEFAULT_TRACK_EXPIRE  60
@@ -58,6 +60,8 @@ typedef struct {
     const char *issuer;
     const char *audience;
     int leeway;                 /* -1: unset */
+    int require_exp;            /* -1: unset */
+    int max_age;                /* seconds; -1: unset; 0: no bound */
     const char *user_claim;
     const char *token_param;
     const char *cookie;
@@ -100,6 +104,8 @@ apr_off_t upm_conf_max_event(const upm_dir_conf *d);
 apr_off_t upm_conf_send_queue(const upm_dir_conf *d);
 apr_off_t upm_conf_ws_max_message(const upm_dir_conf *d);
 int upm_conf_leeway(const upm_dir_conf *d);
+int upm_conf_require_exp(const upm_dir_conf *d);
+int upm_conf_max_age(const upm_dir_conf *d);
 int upm_conf_async(const upm_dir_conf *d);
 int upm_conf_write_timeout(const upm_dir_conf *d);
 int upm_conf_max_per_user(const upm_dir_conf *d);
