@@ -401,6 +401,47 @@ static const char *add_origin(cmd_parms *cmd, void *dv, const char *arg)
     return NULL;
 }
 
+/* Every token parameter name of the main configuration: the logged request
+ * line is scrubbed of them before the request's location is known. */
+static apr_array_header_t *token_params;
+
+static apr_status_t token_params_gone(void *data)
+{
+    token_params = NULL;
+    return APR_SUCCESS;
+}
+
+const char *const *upm_conf_token_params(int *n)
+{
+    static const char *const dflt[] = { "token" };
+
+    if (!token_params) {
+        *n = 1;
+        return dflt;
+    }
+    *n = token_params->nelts;
+    return (const char *const *)token_params->elts;
+}
+
+static const char *set_token_param(cmd_parms *cmd, void *dv, const char *arg)
+{
+    upm_dir_conf *d = dv;
+
+    d->token_param = apr_pstrdup(cmd->pool, arg);
+    /* .htaccess files are read per request, into the request's pool: their
+     * names are scrubbed once the location is known (find_token). */
+    if (cmd->pool == cmd->server->process->pconf) {
+        if (!token_params) {
+            token_params = apr_array_make(cmd->pool, 4, sizeof(const char *));
+            APR_ARRAY_PUSH(token_params, const char *) = "token";
+            apr_pool_cleanup_register(cmd->pool, NULL, token_params_gone,
+                                      apr_pool_cleanup_null);
+        }
+        APR_ARRAY_PUSH(token_params, const char *) = d->token_param;
+    }
+    return NULL;
+}
+
 static const char *set_dir_str(cmd_parms *cmd, void *dv, const char *arg)
 {
     /* cmd->info is the offset of the field in upm_dir_conf. */
@@ -758,8 +799,8 @@ const command_rec upm_cmds[] = {
                   "Longest lifetime in seconds a token may have (exp - iat), and the "
                   "longest it is accepted after iat (default 0 = no bound)"),
     DIR_STR("UploadProgressJWTUserClaim", user_claim, "Claim naming the user (default sub)"),
-    DIR_STR("UploadProgressJWTTokenParam", token_param,
-            "Query parameter carrying the token (default token)"),
+    AP_INIT_TAKE1("UploadProgressJWTTokenParam", set_token_param, NULL,
+                  OR_AUTHCFG | RSRC_CONF, "Query parameter carrying the token (default token)"),
     DIR_STR("UploadProgressJWTCookie", cookie,
             "Cookie carrying the token (default upload_progress_token)"),
     DIR_STR("UploadProgressJWTScopeClaim", scope_claim,

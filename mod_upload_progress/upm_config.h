@@ -111,6 +111,9 @@ int upm_conf_write_timeout(const upm_dir_conf *d);
 int upm_conf_max_per_user(const upm_dir_conf *d);
 const char *upm_conf_user_claim(const upm_dir_conf *d);
 const char *upm_conf_token_param(const upm_dir_conf *d);
+/* "token" and every name UploadProgressJWTTokenParam was given in the main
+ * configuration (not .htaccess). */
+const char *const *upm_conf_token_params(int *n);
 const char *upm_conf_cookie(const upm_dir_conf *d);
 const char *upm_conf_scope_claim(const upm_dir_conf *d);
 const char *upm_conf_grant_claim(const upm_dir_conf *d);

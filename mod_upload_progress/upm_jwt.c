@@ -964,3 +964,58 @@ int upm_jwt_claim_has(json_t *claims, const char *name, const char *value)
     }
     return 0;
 }
+
+static int scrub_name_matches(const char *m, apr_size_t mlen,
+                              const char *const *names, int n)
+{
+    apr_size_t nl;
+    const char *eq = memchr(m, '=', mlen);
+    int i;
+
+    nl = eq ? (apr_size_t)(eq - m) : mlen;
+    for (i = 0; i < n; i++) {
+        if (names[i] && strlen(names[i]) == nl && memcmp(m, names[i], nl) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+const char *upm_jwt_scrub_query(apr_pool_t *p, const char *line,
+                                const char *const *names, int n)
+{
+    const char *q, *end, *m;
+    char *out, *o;
+    int cut = 0, kept = 0;
+
+    if (!line || !(q = strchr(line, '?'))) {
+        return line;
+    }
+    end = q + 1 + strcspn(q + 1, " ");
+    out = apr_palloc(p, strlen(line) + 1);
+    memcpy(out, line, (apr_size_t)(q - line));
+    o = out + (q - line);
+    for (m = q + 1; m <= end; ) {
+        const char *amp = memchr(m, '&', (apr_size_t)(end - m));
+        const char *me = amp ? amp : end;
+        apr_size_t mlen = (apr_size_t)(me - m);
+
+        if (mlen && scrub_name_matches(m, mlen, names, n)) {
+            cut = 1;
+        }
+        else if (mlen) {
+            *o++ = kept++ ? '&' : '?';
+            memcpy(o, m, mlen);
+            o += mlen;
+        }
+        if (!amp) {
+            break;
+        }
+        m = amp + 1;
+    }
+    if (!cut) {
+        return line;
+    }
+    strcpy(o, end);
+    return out;
+}

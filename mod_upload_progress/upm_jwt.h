@@ -112,6 +112,15 @@ upm_jwt_status upm_jwt_check_claims(apr_pool_t *p, json_t *claims,
                                     apr_int64_t now_sec,
                                     const char **user, apr_int64_t *exp);
 
+/* `line` (a request line or a URI) without the query parameters named in
+ * names[0..n-1]: every `name=value` and bare `name` member of the query
+ * (from the first '?' to the first space or the end) is cut out, with its
+ * '&'; a query left empty loses its '?'.  Names compare as sent (a
+ * percent-encoded name is another name, as for the token lookup).
+ * Returns `line` itself when nothing is cut. */
+const char *upm_jwt_scrub_query(apr_pool_t *p, const char *line,
+                                const char *const *names, int n);
+
 /* True when claim `name` equals value (string or integer), is an array
  * containing value, or is a space-separated string containing value as
  * one word (OAuth "scope" style).  Dotted names descend into objects:

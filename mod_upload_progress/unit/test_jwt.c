@@ -1214,6 +1214,38 @@ static void test_exp_policy(void)
     }
 }
 
+static void test_scrub_query(void)
+{
+    static const char *const names[] = { "token", "access_token" };
+    const char *l;
+
+    l = "GET /ws?token=abc HTTP/1.1";
+    UPM_CHECK_STR(upm_jwt_scrub_query(pool, l, names, 2), "GET /ws HTTP/1.1");
+    l = "GET /ws?a=1&token=abc&b=2 HTTP/1.1";
+    UPM_CHECK_STR(upm_jwt_scrub_query(pool, l, names, 2), "GET /ws?a=1&b=2 HTTP/1.1");
+    l = "GET /ws?token=x&token=y&access_token=z HTTP/1.0";
+    UPM_CHECK_STR(upm_jwt_scrub_query(pool, l, names, 2), "GET /ws HTTP/1.0");
+    l = "GET /ws?a=1&token";
+    UPM_CHECK_STR(upm_jwt_scrub_query(pool, l, names, 2), "GET /ws?a=1");
+    l = "/sse?&&token=1&&x=y&";
+    UPM_CHECK_STR(upm_jwt_scrub_query(pool, l, names, 2), "/sse?x=y");
+    /* Untouched: returned as is. */
+    l = "GET /ws?tokens=1&mytoken=2&Token=3&t%6fken=4 HTTP/1.1";
+    UPM_CHECK(upm_jwt_scrub_query(pool, l, names, 2) == l);
+    l = "GET /ws HTTP/1.1";
+    UPM_CHECK(upm_jwt_scrub_query(pool, l, names, 2) == l);
+    UPM_CHECK(upm_jwt_scrub_query(pool, NULL, names, 2) == NULL);
+    l = "GET /ws?token=abc HTTP/1.1";
+    UPM_CHECK(upm_jwt_scrub_query(pool, l, names, 0) == l);
+    /* Only the query: a '?' after the target is not looked at. */
+    l = "GET /a?b=1 HTTP/1.1?token=2";
+    UPM_CHECK(upm_jwt_scrub_query(pool, l, names, 2) == l);
+    /* An absolute-form target. */
+    l = "GET http://h.example/ws?token=abc&z HTTP/1.1";
+    UPM_CHECK_STR(upm_jwt_scrub_query(pool, l, names, 2),
+                  "GET http://h.example/ws?z HTTP/1.1");
+}
+
 static void test_claim_has(void)
 {
     json_t *c = json_loads("{\"scope\":\"a progress:publish b\","
@@ -1302,6 +1334,7 @@ int main(int argc, const char *const argv[])
     test_candidates();
     test_check_claims();
     test_exp_policy();
+    test_scrub_query();
     test_claim_has();
 
     apr_pool_destroy(pool);
