@@ -223,6 +223,7 @@ static int upm_check_authn(request_rec *r)
     ai->user = res.user;
     ai->claims = res.claims;
     ai->exp = res.exp;
+    ai->source = source;
     apr_pool_cleanup_register(r->pool, ai, release_claims, apr_pool_cleanup_null);
     ap_set_module_config(r->request_config, &upload_progress_module, ai);
     r->user = (char *)ai->user;

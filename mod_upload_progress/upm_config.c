@@ -151,6 +151,8 @@ int upm_conf_track(const upm_dir_conf *d)
 { return d->track >= 0 ? d->track : UPM_TRACK_OFF; }
 int upm_conf_report(const upm_dir_conf *d)
 { return d->report > 0; }
+int upm_conf_report_jsonp(const upm_dir_conf *d)
+{ return d->report == 2; }
 int upm_conf_track_expire(const upm_dir_conf *d)
 { return d->track_expire >= 0 ? d->track_expire : UPM_DEFAULT_TRACK_EXPIRE; }
 int upm_conf_track_slots(const upm_srv_conf *s)
@@ -559,9 +561,31 @@ static const char *set_track_flag(cmd_parms *cmd, void *dv, int on)
     return NULL;
 }
 
-static const char *set_report_flag(cmd_parms *cmd, void *dv, int on)
+/* ReportUploads On|Off [JSONP]: a JSONP answer is a script any page may
+ * include, so it is served only where it is asked for by name. */
+static const char *set_report_flag(cmd_parms *cmd, void *dv, const char *flag,
+                                   const char *opt)
 {
-    ((upm_dir_conf *)dv)->report = on ? 1 : 0;
+    upm_dir_conf *d = dv;
+    int on;
+
+    if (!strcasecmp(flag, "On")) {
+        on = 1;
+    }
+    else if (!strcasecmp(flag, "Off")) {
+        on = 0;
+    }
+    else {
+        return "ReportUploads must be On or Off, optionally followed by JSONP";
+    }
+    if (opt && strcasecmp(opt, "JSONP") != 0) {
+        return apr_psprintf(cmd->pool, "ReportUploads: unknown option '%s' "
+                            "(the only one is JSONP)", opt);
+    }
+    if (opt && !on) {
+        return "ReportUploads Off takes no JSONP option";
+    }
+    d->report = on ? (opt ? 2 : 1) : 0;
     return NULL;
 }
 
@@ -812,8 +836,9 @@ const command_rec upm_cmds[] = {
                   "body; Off (default)"),
     AP_INIT_FLAG("TrackUploads", set_track_flag, NULL, OR_ALL,
                  "Old module's directive: same as UploadProgressTrack On|Off"),
-    AP_INIT_FLAG("ReportUploads", set_report_flag, NULL, OR_ALL,
-                 "Old module's directive: answer here with the JSON progress report"),
+    AP_INIT_TAKE12("ReportUploads", set_report_flag, NULL, OR_ALL,
+                   "Old module's directive: On answers here with the JSON progress "
+                   "report; On JSONP also answers ?callback= requests"),
     AP_INIT_TAKE1("UploadProgressTrackExpire", set_track_expire, NULL, OR_ALL,
                   "Seconds a finished upload's report stays readable (default 60)"),
     AP_INIT_TAKE1("UploadProgressTrackSlots", set_track_slots, NULL, RSRC_CONF,

@@ -73,7 +73,7 @@ typedef struct {
     apr_off_t max_event_size;   /* -1: unset */
     apr_off_t send_queue;       /* -1: unset */
     int track;                  /* UPM_TRACK_*; -1: unset */
-    int report;                 /* ReportUploads; -1: unset */
+    int report;                 /* ReportUploads: 0 Off, 1 On, 2 On JSONP; -1: unset */
     int track_expire;           /* seconds; -1: unset */
     apr_off_t ws_max_message;   /* -1: unset */
     apr_array_header_t *allow_origin;   /* const char *; NULL: unset */
@@ -119,6 +119,7 @@ const char *upm_conf_scope_claim(const upm_dir_conf *d);
 const char *upm_conf_grant_claim(const upm_dir_conf *d);
 int upm_conf_track(const upm_dir_conf *d);
 int upm_conf_report(const upm_dir_conf *d);
+int upm_conf_report_jsonp(const upm_dir_conf *d);
 int upm_conf_track_expire(const upm_dir_conf *d);
 int upm_conf_track_slots(const upm_srv_conf *s);
 
