@@ -50,8 +50,8 @@ static apr_array_header_t *keysets[4];
 static const upm_jwt_policy policies[4] = {
     { NULL, NULL, 0, "sub" },
     { "https://issuer.example", "upload-progress", 0, "sub" },
-    { NULL, "upload-progress", 30, "uid" },
-    { "https://issuer.example", NULL, 86400, "" }
+    { NULL, "upload-progress", 30, "uid", 0, 3600 },
+    { "https://issuer.example", NULL, 86400, "", 1, 0 }
 };
 
 static upm_jwt_key *key(const char *alg, const char *data, const char *kid)

@@ -122,6 +122,43 @@ static void scrub_logged_request(request_rec *r)
     }
 }
 
+/* Runs before every other hook of the request: anything that ends it early
+ * (an Origin refusal, a bad handshake, another module's 4xx) logs a
+ * request line without the token.  Only the logged line changes here:
+ * r->args still carries the token for find_token, and for whatever else
+ * the server runs at other locations. */
+static int scrub_post_read_request(request_rec *r)
+{
+    int n;
+    const char *const *names = upm_conf_token_params(&n);
+
+    if (r->args) {
+        r->the_request = (char *)upm_jwt_scrub_query(r->pool, r->the_request, names, n);
+    }
+    return DECLINED;
+}
+
+/* Before mod_log_config: %q and %U%q formats read the query itself, which
+ * still holds the token when the request ended before authentication. */
+static int scrub_log_transaction(request_rec *r)
+{
+    int n;
+    const char *const *names = upm_conf_token_params(&n);
+
+    if (r->args) {
+        const char *u = upm_jwt_scrub_query(r->pool, r->unparsed_uri, names, n);
+
+        if (u != r->unparsed_uri) {
+            const char *q = strchr(u, '?');
+
+            r->unparsed_uri = (char *)u;
+            r->args = q ? apr_pstrdup(r->pool, q + 1) : NULL;
+            r->parsed_uri.query = r->args;
+        }
+    }
+    return DECLINED;
+}
+
 static const char *find_token(request_rec *r, const upm_dir_conf *d,
                               const char **source)
 {
@@ -196,6 +233,8 @@ static int upm_check_authn(request_rec *r)
     pol.audience = d->audience;
     pol.leeway = upm_conf_leeway(d);
     pol.user_claim = upm_conf_user_claim(d);
+    pol.allow_no_exp = !upm_conf_require_exp(d);
+    pol.max_age = upm_conf_max_age(d);
     memset(&res, 0, sizeof(res));
     st = upm_jwt_verify(r->pool, token, d->keys, &pol, apr_time_sec(apr_time_now()), &res);
     if (st != UPM_JWT_OK) {
@@ -205,6 +244,7 @@ static int upm_check_authn(request_rec *r)
     ai->user = res.user;
     ai->claims = res.claims;
     ai->exp = res.exp;
+    ai->source = source;
     apr_pool_cleanup_register(r->pool, ai, release_claims, apr_pool_cleanup_null);
     ap_set_module_config(r->request_config, &upload_progress_module, ai);
     r->user = (char *)ai->user;
@@ -260,6 +300,8 @@ static const authz_provider jwt_claim_provider = {
 
 void upm_auth_register_hooks(apr_pool_t *p)
 {
+    ap_hook_post_read_request(scrub_post_read_request, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_log_transaction(scrub_log_transaction, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_check_authn(upm_check_authn, NULL, NULL, APR_HOOK_MIDDLE,
                         AP_AUTH_INTERNAL_PER_CONF);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "jwt-claim",

@@ -10,6 +10,7 @@ typedef struct upm_auth_info {
     const char *user;
     json_t *claims;             /* released with the request pool */
     apr_int64_t exp;            /* seconds since epoch; 0 when none */
+    const char *source;         /* "header", "query" or "cookie" */
 } upm_auth_info;
 
 /* The verified token of this request, or NULL when it was not

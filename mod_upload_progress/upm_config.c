@@ -60,6 +60,8 @@ void *upm_create_dir_conf(apr_pool_t *p, char *dir)
 {
     upm_dir_conf *c = apr_pcalloc(p, sizeof(*c));
     c->leeway = -1;
+    c->require_exp = -1;
+    c->max_age = -1;
     c->heartbeat = -1;
     c->throttle = -1;
     c->retry_ms = -1;
@@ -97,6 +99,8 @@ void *upm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(id_claims);
     MERGE_NUM(require_grant);
     MERGE_NUM(leeway);
+    MERGE_NUM(require_exp);
+    MERGE_NUM(max_age);
     MERGE_NUM(heartbeat);
     MERGE_NUM(throttle);
     MERGE_NUM(retry_ms);
@@ -134,6 +138,10 @@ int upm_conf_max_per_user(const upm_dir_conf *d)
 { return d->max_per_user >= 0 ? d->max_per_user : UPM_DEFAULT_MAX_PER_USER; }
 int upm_conf_leeway(const upm_dir_conf *d)
 { return d->leeway >= 0 ? d->leeway : UPM_DEFAULT_LEEWAY; }
+int upm_conf_require_exp(const upm_dir_conf *d)
+{ return d->require_exp >= 0 ? d->require_exp : UPM_DEFAULT_REQUIRE_EXP; }
+int upm_conf_max_age(const upm_dir_conf *d)
+{ return d->max_age >= 0 ? d->max_age : UPM_DEFAULT_MAX_AGE; }
 const char *upm_conf_user_claim(const upm_dir_conf *d)
 { return d->user_claim ? d->user_claim : "sub"; }
 const char *upm_conf_token_param(const upm_dir_conf *d)
@@ -153,6 +161,8 @@ int upm_conf_track(const upm_dir_conf *d)
 { return d->track >= 0 ? d->track : UPM_TRACK_OFF; }
 int upm_conf_report(const upm_dir_conf *d)
 { return d->report > 0; }
+int upm_conf_report_jsonp(const upm_dir_conf *d)
+{ return d->report == 2; }
 int upm_conf_track_expire(const upm_dir_conf *d)
 { return d->track_expire >= 0 ? d->track_expire : UPM_DEFAULT_TRACK_EXPIRE; }
 int upm_conf_track_slots(const upm_srv_conf *s)
@@ -323,11 +333,22 @@ static const char *set_dir_int(cmd_parms *cmd, void *dv, const char *arg)
         if (!(err = parse_int(arg, 0, 1000000, &v, cmd->cmd->name, cmd->pool)))
             d->max_per_user = (int)v;
         return err;
+    case 5:
+        /* Up to a year: longer is no bound worth the name. */
+        if (!(err = parse_int(arg, 0, 366 * 86400, &v, cmd->cmd->name, cmd->pool)))
+            d->max_age = (int)v;
+        return err;
     default:
         if (!(err = parse_int(arg, 0, 86400, &v, cmd->cmd->name, cmd->pool)))
             d->leeway = (int)v;
         return err;
     }
+}
+
+static const char *set_require_exp(cmd_parms *cmd, void *dv, int on)
+{
+    ((upm_dir_conf *)dv)->require_exp = on;
+    return NULL;
 }
 
 static const char *set_async(cmd_parms *cmd, void *dv, int on)
@@ -403,6 +424,47 @@ static const char *add_origin(cmd_parms *cmd, void *dv, const char *arg)
         d->allow_origin = apr_array_make(cmd->pool, 4, sizeof(const char *));
     }
     APR_ARRAY_PUSH(d->allow_origin, const char *) = o;
+    return NULL;
+}
+
+/* Every token parameter name of the main configuration: the logged request
+ * line is scrubbed of them before the request's location is known. */
+static apr_array_header_t *token_params;
+
+static apr_status_t token_params_gone(void *data)
+{
+    token_params = NULL;
+    return APR_SUCCESS;
+}
+
+const char *const *upm_conf_token_params(int *n)
+{
+    static const char *const dflt[] = { "token" };
+
+    if (!token_params) {
+        *n = 1;
+        return dflt;
+    }
+    *n = token_params->nelts;
+    return (const char *const *)token_params->elts;
+}
+
+static const char *set_token_param(cmd_parms *cmd, void *dv, const char *arg)
+{
+    upm_dir_conf *d = dv;
+
+    d->token_param = apr_pstrdup(cmd->pool, arg);
+    /* .htaccess files are read per request, into the request's pool: their
+     * names are scrubbed once the location is known (find_token). */
+    if (cmd->pool == cmd->server->process->pconf) {
+        if (!token_params) {
+            token_params = apr_array_make(cmd->pool, 4, sizeof(const char *));
+            APR_ARRAY_PUSH(token_params, const char *) = "token";
+            apr_pool_cleanup_register(cmd->pool, NULL, token_params_gone,
+                                      apr_pool_cleanup_null);
+        }
+        APR_ARRAY_PUSH(token_params, const char *) = d->token_param;
+    }
     return NULL;
 }
 
@@ -523,9 +585,31 @@ static const char *set_track_flag(cmd_parms *cmd, void *dv, int on)
     return NULL;
 }
 
-static const char *set_report_flag(cmd_parms *cmd, void *dv, int on)
+/* ReportUploads On|Off [JSONP]: a JSONP answer is a script any page may
+ * include, so it is served only where it is asked for by name. */
+static const char *set_report_flag(cmd_parms *cmd, void *dv, const char *flag,
+                                   const char *opt)
 {
-    ((upm_dir_conf *)dv)->report = on ? 1 : 0;
+    upm_dir_conf *d = dv;
+    int on;
+
+    if (!strcasecmp(flag, "On")) {
+        on = 1;
+    }
+    else if (!strcasecmp(flag, "Off")) {
+        on = 0;
+    }
+    else {
+        return "ReportUploads must be On or Off, optionally followed by JSONP";
+    }
+    if (opt && strcasecmp(opt, "JSONP") != 0) {
+        return apr_psprintf(cmd->pool, "ReportUploads: unknown option '%s' "
+                            "(the only one is JSONP)", opt);
+    }
+    if (opt && !on) {
+        return "ReportUploads Off takes no JSONP option";
+    }
+    d->report = on ? (opt ? 2 : 1) : 0;
     return NULL;
 }
 
@@ -841,9 +925,14 @@ const command_rec upm_cmds[] = {
     DIR_STR("UploadProgressJWTAudience", audience, "Required aud claim"),
     AP_INIT_TAKE1("UploadProgressJWTLeeway", set_dir_int, (void *)2, OR_AUTHCFG | RSRC_CONF,
                   "Seconds of clock skew allowed on exp and nbf (default 30)"),
+    AP_INIT_FLAG("UploadProgressJWTRequireExp", set_require_exp, NULL, OR_AUTHCFG | RSRC_CONF,
+                 "On (default): tokens without an exp claim are refused"),
+    AP_INIT_TAKE1("UploadProgressJWTMaxAge", set_dir_int, (void *)5, OR_AUTHCFG | RSRC_CONF,
+                  "Longest lifetime in seconds a token may have (exp - iat), and the "
+                  "longest it is accepted after iat (default 0 = no bound)"),
     DIR_STR("UploadProgressJWTUserClaim", user_claim, "Claim naming the user (default sub)"),
-    DIR_STR("UploadProgressJWTTokenParam", token_param,
-            "Query parameter carrying the token (default token)"),
+    AP_INIT_TAKE1("UploadProgressJWTTokenParam", set_token_param, NULL,
+                  OR_AUTHCFG | RSRC_CONF, "Query parameter carrying the token (default token)"),
     DIR_STR("UploadProgressJWTCookie", cookie,
             "Cookie carrying the token (default upload_progress_token)"),
     DIR_STR("UploadProgressJWTScopeClaim", scope_claim,
@@ -866,8 +955,9 @@ const command_rec upm_cmds[] = {
                   "body; Off (default)"),
     AP_INIT_FLAG("TrackUploads", set_track_flag, NULL, OR_ALL,
                  "Old module's directive: same as UploadProgressTrack On|Off"),
-    AP_INIT_FLAG("ReportUploads", set_report_flag, NULL, OR_ALL,
-                 "Old module's directive: answer here with the JSON progress report"),
+    AP_INIT_TAKE12("ReportUploads", set_report_flag, NULL, OR_ALL,
+                   "Old module's directive: On answers here with the JSON progress "
+                   "report; On JSONP also answers ?callback= requests"),
     AP_INIT_TAKE1("UploadProgressTrackExpire", set_track_expire, NULL, OR_ALL,
                   "Seconds a finished upload's report stays readable (default 60)"),
     AP_INIT_TAKE1("UploadProgressTrackSlots", set_track_slots, NULL, RSRC_CONF,

@@ -27,6 +27,8 @@ extern module AP_MODULE_DECLARE_DATA upload_progress_module;
 #define UPM_DEFAULT_THROTTLE      1.0
 #define UPM_DEFAULT_RETRY_MS      3000
 #define UPM_DEFAULT_LEEWAY        30
+#define UPM_DEFAULT_REQUIRE_EXP   1
+#define UPM_DEFAULT_MAX_AGE       0
 #define UPM_DEFAULT_SEND_QUEUE    (256 * 1024)
 #define UPM_DEFAULT_TRACK_SLOTS   1024
 #define UPM_DEFAULT_TRACK_EXPIRE  60
@@ -67,6 +69,8 @@ typedef struct {
     const char *issuer;
     const char *audience;
     int leeway;                 /* -1: unset */
+    int require_exp;            /* -1: unset */
+    int max_age;                /* seconds; -1: unset; 0: no bound */
     const char *user_claim;
     const char *token_param;
     const char *cookie;
@@ -80,7 +84,7 @@ typedef struct {
     apr_off_t max_event_size;   /* -1: unset */
     apr_off_t send_queue;       /* -1: unset */
     int track;                  /* UPM_TRACK_*; -1: unset */
-    int report;                 /* ReportUploads; -1: unset */
+    int report;                 /* ReportUploads: 0 Off, 1 On, 2 On JSONP; -1: unset */
     int track_expire;           /* seconds; -1: unset */
     apr_off_t ws_max_message;   /* -1: unset */
     apr_array_header_t *allow_origin;   /* const char *; NULL: unset */
@@ -111,11 +115,16 @@ apr_off_t upm_conf_max_event(const upm_dir_conf *d);
 apr_off_t upm_conf_send_queue(const upm_dir_conf *d);
 apr_off_t upm_conf_ws_max_message(const upm_dir_conf *d);
 int upm_conf_leeway(const upm_dir_conf *d);
+int upm_conf_require_exp(const upm_dir_conf *d);
+int upm_conf_max_age(const upm_dir_conf *d);
 int upm_conf_async(const upm_dir_conf *d);
 int upm_conf_write_timeout(const upm_dir_conf *d);
 int upm_conf_max_per_user(const upm_dir_conf *d);
 const char *upm_conf_user_claim(const upm_dir_conf *d);
 const char *upm_conf_token_param(const upm_dir_conf *d);
+/* "token" and every name UploadProgressJWTTokenParam was given in the main
+ * configuration (not .htaccess). */
+const char *const *upm_conf_token_params(int *n);
 const char *upm_conf_cookie(const upm_dir_conf *d);
 const char *upm_conf_scope_claim(const upm_dir_conf *d);
 const char *upm_conf_grant_claim(const upm_dir_conf *d);
@@ -124,6 +133,7 @@ const apr_array_header_t *upm_conf_id_claims(const upm_dir_conf *d);
 int upm_conf_require_grant(const upm_dir_conf *d);
 int upm_conf_track(const upm_dir_conf *d);
 int upm_conf_report(const upm_dir_conf *d);
+int upm_conf_report_jsonp(const upm_dir_conf *d);
 int upm_conf_track_expire(const upm_dir_conf *d);
 int upm_conf_track_slots(const upm_srv_conf *s);
 

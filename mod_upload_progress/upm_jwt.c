@@ -37,7 +37,9 @@ static const char *const status_labels[UPM_JWT__COUNT] = {
     [UPM_JWT_BAD_ISSUER]    = "bad_issuer",
     [UPM_JWT_BAD_AUDIENCE]  = "bad_audience",
     [UPM_JWT_NO_USER]       = "no_user",
-    [UPM_JWT_BAD_CLAIM]     = "bad_claim"
+    [UPM_JWT_BAD_CLAIM]     = "bad_claim",
+    [UPM_JWT_NO_EXP]        = "no_exp",
+    [UPM_JWT_TOO_LONG]      = "too_long_lived"
 };
 
 /* These end up inside a quoted WWW-Authenticate parameter, hence no
@@ -56,7 +58,9 @@ static const char *const status_texts[UPM_JWT__COUNT] = {
     [UPM_JWT_BAD_ISSUER]    = "The token issuer is not accepted",
     [UPM_JWT_BAD_AUDIENCE]  = "The token audience is not accepted",
     [UPM_JWT_NO_USER]       = "The token does not identify a user",
-    [UPM_JWT_BAD_CLAIM]     = "The token has a claim of the wrong type"
+    [UPM_JWT_BAD_CLAIM]     = "The token has a claim of the wrong type",
+    [UPM_JWT_NO_EXP]        = "The token has no expiry time",
+    [UPM_JWT_TOO_LONG]      = "The token lives longer than accepted"
 };
 
 static const struct {
@@ -771,6 +775,9 @@ upm_jwt_status upm_jwt_check_claims(apr_pool_t *p, json_t *claims,
         return UPM_JWT_BAD_CLAIM;
     }
 
+    if (!jexp && !(pol && pol->allow_no_exp)) {
+        return UPM_JWT_NO_EXP;
+    }
     if (jexp) {
         if (exp) {
             *exp = date_int(jexp);
@@ -781,6 +788,32 @@ upm_jwt_status upm_jwt_check_claims(apr_pool_t *p, json_t *claims,
     }
     if (jnbf && date_cmp(jnbf, now_sec + leeway) > 0) {
         return UPM_JWT_NOT_YET_VALID;
+    }
+    if (pol && pol->max_age > 0) {
+        apr_int64_t max_age = pol->max_age;
+
+        if (jiat) {
+            apr_int64_t iat = date_int(jiat), end;
+
+            /* Saturating: iat comes from the token and may be huge. */
+            end = iat > APR_INT64_MAX - max_age ? APR_INT64_MAX : iat + max_age;
+            if (jexp && date_int(jexp) > end) {
+                return UPM_JWT_TOO_LONG;
+            }
+            if (end <= now_sec - leeway) {
+                return UPM_JWT_EXPIRED;
+            }
+            if (exp && (!jexp || end < *exp)) {
+                *exp = end;
+            }
+        }
+        else if (!jexp
+                 || date_cmp(jexp, now_sec > APR_INT64_MAX - max_age - leeway
+                                   ? APR_INT64_MAX : now_sec + max_age + leeway) > 0) {
+            /* Without iat the age is unknown: only a token that ends
+             * within max_age from now is bounded by it. */
+            return UPM_JWT_TOO_LONG;
+        }
     }
 
     if (pol && pol->issuer) {
@@ -965,4 +998,59 @@ int upm_jwt_id_claim_grants(json_t *claims, const char *name, const char *id)
         }
     }
     return wrong ? -1 : 0;
+}
+
+static int scrub_name_matches(const char *m, apr_size_t mlen,
+                              const char *const *names, int n)
+{
+    apr_size_t nl;
+    const char *eq = memchr(m, '=', mlen);
+    int i;
+
+    nl = eq ? (apr_size_t)(eq - m) : mlen;
+    for (i = 0; i < n; i++) {
+        if (names[i] && strlen(names[i]) == nl && memcmp(m, names[i], nl) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+const char *upm_jwt_scrub_query(apr_pool_t *p, const char *line,
+                                const char *const *names, int n)
+{
+    const char *q, *end, *m;
+    char *out, *o;
+    int cut = 0, kept = 0;
+
+    if (!line || !(q = strchr(line, '?'))) {
+        return line;
+    }
+    end = q + 1 + strcspn(q + 1, " ");
+    out = apr_palloc(p, strlen(line) + 1);
+    memcpy(out, line, (apr_size_t)(q - line));
+    o = out + (q - line);
+    for (m = q + 1; m <= end; ) {
+        const char *amp = memchr(m, '&', (apr_size_t)(end - m));
+        const char *me = amp ? amp : end;
+        apr_size_t mlen = (apr_size_t)(me - m);
+
+        if (mlen && scrub_name_matches(m, mlen, names, n)) {
+            cut = 1;
+        }
+        else if (mlen) {
+            *o++ = kept++ ? '&' : '?';
+            memcpy(o, m, mlen);
+            o += mlen;
+        }
+        if (!amp) {
+            break;
+        }
+        m = amp + 1;
+    }
+    if (!cut) {
+        return line;
+    }
+    strcpy(o, end);
+    return out;
 }

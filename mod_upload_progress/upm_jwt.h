@@ -25,6 +25,10 @@ typedef struct upm_jwt_policy {
     const char *audience;       /* NULL: aud not checked */
     int leeway;                 /* seconds allowed on exp / nbf */
     const char *user_claim;     /* claim naming the user, e.g. "sub" */
+    /* Zero is the safe value of both, so a policy left zeroed refuses
+     * tokens without exp (RFC 8725 3.10 advice: bound every token). */
+    int allow_no_exp;           /* 1: a token without exp is accepted */
+    apr_int64_t max_age;        /* seconds a token may live; 0: no bound */
 } upm_jwt_policy;
 
 typedef enum {
@@ -42,13 +46,17 @@ typedef enum {
     UPM_JWT_BAD_AUDIENCE,
     UPM_JWT_NO_USER,            /* user claim missing or not a string/integer */
     UPM_JWT_BAD_CLAIM,          /* exp/nbf/iat of the wrong JSON type */
+    UPM_JWT_NO_EXP,             /* no exp claim, and the policy wants one */
+    UPM_JWT_TOO_LONG,           /* lifetime beyond the policy's max_age */
     UPM_JWT__COUNT
 } upm_jwt_status;
 
 typedef struct upm_jwt_result {
     const char *user;           /* pool string */
     json_t *claims;             /* new reference, caller json_decref()s; NULL on failure */
-    apr_int64_t exp;            /* seconds since epoch, 0 when the token has none */
+    apr_int64_t exp;            /* seconds since epoch, 0 when the token has none;
+                                 * with max_age, the earlier of exp and
+                                 * iat + max_age */
     const char *kid;            /* kid of the key that verified it, may be NULL */
 } upm_jwt_result;
 
@@ -91,11 +99,27 @@ upm_jwt_status upm_jwt_verify(apr_pool_t *p, const char *token,
 /* Claim checks as a pure function of (claims, policy, now): exp and nbf
  * with leeway (exp <= now - leeway is expired; nbf > now + leeway is not
  * yet valid), iss when configured, aud (string or array) when configured,
- * and the user claim (string, or integer rendered in decimal). */
+ * and the user claim (string, or integer rendered in decimal).
+ * Without exp: UPM_JWT_NO_EXP unless pol->allow_no_exp.
+ * With pol->max_age N > 0 the token must say when it ends or began:
+ *   - iat and exp: exp - iat > N is UPM_JWT_TOO_LONG;
+ *   - iat: it expires at iat + N (UPM_JWT_EXPIRED once that is past,
+ *     with leeway), and *exp is the earlier of exp and iat + N;
+ *   - exp without iat: exp > now + N + leeway is UPM_JWT_TOO_LONG;
+ *   - neither: UPM_JWT_TOO_LONG (allow_no_exp does not lift max_age). */
 upm_jwt_status upm_jwt_check_claims(apr_pool_t *p, json_t *claims,
                                     const upm_jwt_policy *pol,
                                     apr_int64_t now_sec,
                                     const char **user, apr_int64_t *exp);
+
+/* `line` (a request line or a URI) without the query parameters named in
+ * names[0..n-1]: every `name=value` and bare `name` member of the query
+ * (from the first '?' to the first space or the end) is cut out, with its
+ * '&'; a query left empty loses its '?'.  Names compare as sent (a
+ * percent-encoded name is another name, as for the token lookup).
+ * Returns `line` itself when nothing is cut. */
+const char *upm_jwt_scrub_query(apr_pool_t *p, const char *line,
+                                const char *const *names, int n);
 
 /* True when claim `name` equals value (string or integer), is an array
  * containing value, or is a space-separated string containing value as

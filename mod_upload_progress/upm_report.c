@@ -3,6 +3,7 @@
  * "eta":..,"uuid":..}, or JSONP with ?callback=.  Unlike the old module,
  * an upload made by an authenticated user is reported to that user only. */
 #include "upm_handlers.h"
+#include "upm_auth.h"
 #include "upm_config.h"
 #include "upm_event.h"
 #include "upm_stats.h"
@@ -70,9 +71,29 @@ int upm_report_handler(request_rec *r)
                               "A-Z a-z 0-9 . _ : @ -", -1);
     }
     cb = query_value(r, "callback");
+    if (cb && !upm_conf_report_jsonp(d)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13750)
+                      "JSONP report refused: ReportUploads On JSONP is not set here");
+        return upm_json_error(r, HTTP_BAD_REQUEST, "jsonp_disabled",
+                              "JSONP is not enabled here (ReportUploads On JSONP)", -1);
+    }
     if (cb && !valid_callback(cb)) {
         return upm_json_error(r, HTTP_BAD_REQUEST, "bad_callback",
                               "callback must be 1 to 128 of A-Z a-z 0-9 _ . $", -1);
+    }
+    if (cb) {
+        upm_auth_info *ai = upm_auth_get(r);
+
+        /* A page of any site can include the script, and the browser
+         * sends the user's cookies with it. */
+        if (ai && ai->source && strcmp(ai->source, "cookie") == 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13751)
+                          "JSONP report refused to %s: token from a cookie", ai->user);
+            return upm_json_error(r, HTTP_FORBIDDEN, "jsonp_cookie",
+                                  "JSONP is not served to cookie-authenticated "
+                                  "requests: send the token in the Authorization "
+                                  "header or the query", -1);
+        }
     }
 
     found = upm_track_report_lookup(id, r->user, &slot, &other);

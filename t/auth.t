@@ -93,6 +93,32 @@ check('nbf 120 s ahead', '/sse', token => $t, expect => 401, kind => 'invalid',
 $t = tk(token(sub => $u, nbf => $now + 10));
 check('nbf 10 s ahead, within the leeway', '/sse', token => $t, expect => 200);
 
+# A token without exp would be good forever: refused unless the location
+# says otherwise (UploadProgressJWTRequireExp Off), where iat and
+# UploadProgressJWTMaxAge bound it instead.
+$t = tk(token(sub => $u, exp => undef));
+check('no exp', '/sse', token => $t, expect => 401, kind => 'invalid',
+      secrets => [$t]);
+check('no exp (publish)', '/publish-jwt',
+      token => tk(token(sub => $u, scope => 'progress:publish', exp => undef)),
+      expect => 401, kind => 'invalid');
+check('no exp where RequireExp is Off', '/sse-noexp', token => $t, expect => 200);
+$t = tk(token(sub => $u, exp => undef, iat => $now - 900));
+check('no exp, iat beyond MaxAge', '/sse-noexp', token => $t, expect => 401,
+      kind => 'invalid');
+$t = tk(token(sub => $u, exp => undef, iat => undef));
+check('neither exp nor iat where MaxAge bounds', '/sse-noexp', token => $t,
+      expect => 401, kind => 'invalid');
+$t = tk(token(sub => $u, exp => $now + 600));
+check('lifetime 600 s, MaxAge 600', '/sse-maxage', token => $t, expect => 200);
+$t = tk(token(sub => $u, exp => $now + 86400));
+check('lifetime one day, MaxAge 600', '/sse-maxage', token => $t, expect => 401,
+      kind => 'invalid');
+$t = tk(token(sub => $u, exp => $now + 86400, iat => undef));
+check('no iat, ends beyond MaxAge from now', '/sse-maxage', token => $t,
+      expect => 401, kind => 'invalid');
+check('lifetime one day, no MaxAge', '/sse', token => $t, expect => 200);
+
 # ------------------------------------------------------------ signatures
 $t = tk(token(sub => $u, key => hs_secret('hs256-k1.secret')));
 check('signed with another secret', '/sse', token => $t, expect => 401,
@@ -312,7 +338,9 @@ is(scalar @in_error, 0, 'no token in error_log')
 # The reason of a refusal is in the error log (DESIGN 3).
 for my $reason ([expired => qr/expired/i], ['not yet valid' => qr/not.?yet.?valid|nbf/i],
                 [signature => qr/signature/i], [issuer => qr/issuer|\biss\b/i],
-                [audience => qr/audience|\baud\b/i], [kid => qr/kid/i]) {
+                [audience => qr/audience|\baud\b/i], [kid => qr/kid/i],
+                ['no exp' => qr/no_exp|no expiry/i],
+                ['lifetime' => qr/too_long_lived|lives longer/i]) {
     my ($name, $re) = @$reason;
     ok((grep { /\[upload_progress:/ && $_ =~ $re } split /\n/, $elog),
        "error_log gives the reason: $name");

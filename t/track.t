@@ -163,6 +163,26 @@ ok(ids_increasing(map { $_->{id} } @ev), 'ids increase');
     ok(defined $inner, 'JSONP: /**/callback(...);') or diag($js);
     is_deeply(eval { JSON->new->decode($inner // '') }, $rep, 'JSONP wraps the same report');
 
+    # JSONP is a script any site may include: only where the location asks
+    # for it (ReportUploads On JSONP), and never with a cookie's token,
+    # which the browser would send for another site's page.
+    my ($stj, undef, $ej) = get("/progress-json?X-Progress-ID=$id&callback=cb", bearer($ta));
+    is($stj, 400, 'JSONP where ReportUploads has no JSONP option: 400');
+    is(ref $ej && $ej->{error}, 'jsonp_disabled', 'error jsonp_disabled');
+    my (undef, undef, $pj) = get("/progress-json?X-Progress-ID=$id", bearer($ta));
+    is(ref $pj && $pj->{state}, 'done', 'the JSON report is served there');
+    my ($stc, $hc, $ec) = get("/progress?X-Progress-ID=$id&callback=cb",
+                              Cookie => "upload_progress_token=$ta");
+    is($stc, 403, 'JSONP with the token from a cookie: 403');
+    is(ref $ec && $ec->{error}, 'jsonp_cookie', 'error jsonp_cookie');
+    unlike($hc->header('Content-Type') // '', qr/javascript/, 'and no script');
+    my (undef, undef, $cj) = get("/progress?X-Progress-ID=$id",
+                                 Cookie => "upload_progress_token=$ta");
+    is(ref $cj && $cj->{state}, 'done', 'the JSON report with a cookie token is served');
+    my ($stq, undef, $jq) = get("/progress?X-Progress-ID=$id&callback=cb&token=$ta");
+    is($stq, 200, 'JSONP with the token in the query: 200');
+    like($jq // '', qr{\A/\*\*/cb\(}, 'JSONP with the token in the query: the script');
+
     my ($st3, undef, $err) = get("/progress?X-Progress-ID=$id&callback=alert(1)", bearer($ta));
     is($st3, 400, 'JSONP callback with ( ): 400');
     is(ref $err && $err->{error}, 'bad_callback', 'error bad_callback');
@@ -431,6 +451,9 @@ SKIP: {
     is($u->response(10)->{status}, 200, 'anonymous upload: 200');
     (undef, undef, $rep) = get("/progress-old?X-Progress-ID=$oid&callback=cb");
     like($rep, qr{\A/\*\*/cb\(\{.*"state":"done".*\}\);\r\n\z}, 'ReportUploads JSONP: done');
+    my ($sto, undef, $eo) = get("/progress-old-json?X-Progress-ID=$oid&callback=cb");
+    is($sto, 400, 'ReportUploads On without JSONP: a callback gets 400');
+    is(ref $eo && $eo->{error}, 'jsonp_disabled', 'error jsonp_disabled (old configuration)');
     my (undef, undef, $r2) = get("/progress?X-Progress-ID=$oid", bearer($ta));
     is($r2->{state}, 'done', 'an anonymous upload is readable by anyone with the id');
 }

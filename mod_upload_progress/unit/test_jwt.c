@@ -179,7 +179,7 @@ static void test_labels(void)
     static const char *const labels[UPM_JWT__COUNT] = {
         "ok", "missing", "too_large", "malformed", "bad_alg", "unknown_kid",
         "no_key", "bad_signature", "expired", "not_yet_valid", "bad_issuer",
-        "bad_audience", "no_user", "bad_claim"
+        "bad_audience", "no_user", "bad_claim", "no_exp", "too_long_lived"
     };
     int i;
 
@@ -525,11 +525,17 @@ static void test_time_claims(void)
     UPM_CHECK_INT(verify(tok, keys, &lee, &res), UPM_JWT_OK);
     UPM_CHECK_INT(res.exp, 1699999971);
 
-    /* No exp at all is allowed, and reported as 0. */
+    /* No exp at all is refused by default (a token that never ends);
+     * allowed only when the policy says so, and reported as 0. */
     tok = hs_token(secret_a, NULL, "{\"sub\":\"alice\"}");
-    UPM_CHECK_INT(verify(tok, keys, NULL, &res), UPM_JWT_OK);
+    UPM_CHECK_INT(verify(tok, keys, NULL, &res), UPM_JWT_NO_EXP);
+    UPM_CHECK(res.user == NULL);
+    UPM_CHECK_INT(verify(tok, keys, &lee, &res), UPM_JWT_NO_EXP);
+    lee.allow_no_exp = 1;
+    UPM_CHECK_INT(verify(tok, keys, &lee, &res), UPM_JWT_OK);
     UPM_CHECK_STR(res.user, "alice");
     UPM_CHECK_INT(res.exp, 0);
+    lee.allow_no_exp = 0;
 
     /* A fractional NumericDate is legal. */
     tok = hs_token(secret_a, NULL,
@@ -1081,12 +1087,18 @@ static void test_check_claims(void)
     c = json_pack("{s:s, s:s, s:I, s:f}", "iss", "iss1", "aud", "aud1",
                   "uid", (json_int_t)-7, "nbf", (double)(NOW + 10));
     UPM_CHECK_INT(upm_jwt_check_claims(pool, c, &pol, NOW, &user, &exp),
+                  UPM_JWT_NO_EXP);
+    UPM_CHECK(user == NULL);
+    pol.allow_no_exp = 1;
+    UPM_CHECK_INT(upm_jwt_check_claims(pool, c, &pol, NOW, &user, &exp),
                   UPM_JWT_OK);
     UPM_CHECK_STR(user, "-7");
     UPM_CHECK_INT(exp, 0);
     UPM_CHECK_INT(upm_jwt_check_claims(pool, c, &pol, NOW - 1, &user, &exp),
                   UPM_JWT_NOT_YET_VALID);
     json_decref(c);
+
+    pol.allow_no_exp = 0;
 
     /* A negative leeway counts as none. */
     pol.leeway = -100;
@@ -1097,7 +1109,7 @@ static void test_check_claims(void)
     json_decref(c);
 
     /* Without a policy only times and "sub" are looked at. */
-    c = json_pack("{s:s}", "sub", "s");
+    c = json_pack("{s:s, s:I}", "sub", "s", "exp", (json_int_t)(NOW + 60));
     UPM_CHECK_INT(upm_jwt_check_claims(pool, c, NULL, NOW, &user, &exp),
                   UPM_JWT_OK);
     UPM_CHECK_STR(user, "s");
@@ -1106,9 +1118,132 @@ static void test_check_claims(void)
     /* A string with an embedded NUL is no user name. */
     c = json_object();
     json_object_set_new(c, "sub", json_stringn("ad\0min", 6));
+    json_object_set_new(c, "exp", json_integer(NOW + 60));
     UPM_CHECK_INT(upm_jwt_check_claims(pool, c, NULL, NOW, &user, &exp),
                   UPM_JWT_NO_USER);
     json_decref(c);
+}
+
+/* UploadProgressJWTRequireExp / UploadProgressJWTMaxAge. */
+static json_t *times(json_int_t iat, json_int_t exp)
+{
+    json_t *c = json_pack("{s:s}", "sub", "u");
+
+    if (iat) {
+        json_object_set_new(c, "iat", json_integer(iat));
+    }
+    if (exp) {
+        json_object_set_new(c, "exp", json_integer(exp));
+    }
+    return c;
+}
+
+static upm_jwt_status lifetime(const upm_jwt_policy *pol, json_int_t iat,
+                               json_int_t exp, apr_int64_t *end)
+{
+    json_t *c = times(iat, exp);
+    upm_jwt_status st = upm_jwt_check_claims(pool, c, pol, NOW, NULL, end);
+
+    json_decref(c);
+    return st;
+}
+
+static void test_exp_policy(void)
+{
+    upm_jwt_policy pol = { NULL, NULL, 10, "sub" };
+    apr_int64_t end = -1;
+
+    /* Required by default, whatever else the token says. */
+    UPM_CHECK_INT(lifetime(&pol, NOW, 0, &end), UPM_JWT_NO_EXP);
+    UPM_CHECK_INT(lifetime(&pol, 0, 0, &end), UPM_JWT_NO_EXP);
+    UPM_CHECK_INT(lifetime(&pol, NOW, NOW + 60, &end), UPM_JWT_OK);
+    UPM_CHECK_INT(end, NOW + 60);
+    /* A year-long token is fine while no max age is set. */
+    UPM_CHECK_INT(lifetime(&pol, NOW, NOW + 365 * 86400, &end), UPM_JWT_OK);
+
+    pol.allow_no_exp = 1;
+    UPM_CHECK_INT(lifetime(&pol, NOW, 0, &end), UPM_JWT_OK);
+    UPM_CHECK_INT(end, 0);
+    UPM_CHECK_INT(lifetime(&pol, 0, 0, &end), UPM_JWT_OK);
+
+    /* max_age 3600 with iat and exp: the lifetime exp - iat counts. */
+    pol.allow_no_exp = 0;
+    pol.max_age = 3600;
+    UPM_CHECK_INT(lifetime(&pol, NOW, NOW + 3600, &end), UPM_JWT_OK);
+    UPM_CHECK_INT(end, NOW + 3600);
+    UPM_CHECK_INT(lifetime(&pol, NOW, NOW + 3601, &end), UPM_JWT_TOO_LONG);
+    UPM_CHECK_INT(lifetime(&pol, NOW - 86400, NOW + 86400, &end), UPM_JWT_TOO_LONG);
+    /* Short-lived and old: expired by its own exp first. */
+    UPM_CHECK_INT(lifetime(&pol, NOW - 7200, NOW - 7100, &end), UPM_JWT_EXPIRED);
+
+    /* iat without exp (allowed): ends at iat + max_age, with leeway. */
+    pol.allow_no_exp = 1;
+    UPM_CHECK_INT(lifetime(&pol, NOW - 100, 0, &end), UPM_JWT_OK);
+    UPM_CHECK_INT(end, NOW - 100 + 3600);
+    UPM_CHECK_INT(lifetime(&pol, NOW - 3609, 0, &end), UPM_JWT_OK);
+    UPM_CHECK_INT(lifetime(&pol, NOW - 3610, 0, &end), UPM_JWT_EXPIRED);
+    /* Neither iat nor exp: nothing bounds it, refused even though exp
+     * is not required. */
+    UPM_CHECK_INT(lifetime(&pol, 0, 0, &end), UPM_JWT_TOO_LONG);
+    /* A huge iat must not overflow into a past end. */
+    UPM_CHECK_INT(lifetime(&pol, APR_INT64_MAX, 0, &end), UPM_JWT_OK);
+    UPM_CHECK(end == APR_INT64_MAX);
+
+    /* exp without iat: the token may end at most max_age (+ leeway)
+     * from now. */
+    pol.allow_no_exp = 0;
+    UPM_CHECK_INT(lifetime(&pol, 0, NOW + 3610, &end), UPM_JWT_OK);
+    UPM_CHECK_INT(end, NOW + 3610);
+    UPM_CHECK_INT(lifetime(&pol, 0, NOW + 3611, &end), UPM_JWT_TOO_LONG);
+
+    /* The same through a signed token. */
+    {
+        apr_array_header_t *keys = keyset(key_ok("HS256", secret_a,
+                                                 strlen(secret_a), NULL), NULL);
+        upm_jwt_result res;
+        const char *tok = hs_token(secret_a, NULL,
+                                   "{\"sub\":\"alice\",\"iat\":1700000000,"
+                                   "\"exp\":1700086400}");
+
+        UPM_CHECK_INT(verify(tok, keys, &pol, &res), UPM_JWT_TOO_LONG);
+        UPM_CHECK(res.user == NULL);
+        pol.max_age = 0;
+        UPM_CHECK_INT(verify(tok, keys, &pol, &res), UPM_JWT_OK);
+        UPM_CHECK_STR(res.user, "alice");
+        UPM_CHECK_INT(res.exp, 1700086400);
+    }
+}
+
+static void test_scrub_query(void)
+{
+    static const char *const names[] = { "token", "access_token" };
+    const char *l;
+
+    l = "GET /ws?token=abc HTTP/1.1";
+    UPM_CHECK_STR(upm_jwt_scrub_query(pool, l, names, 2), "GET /ws HTTP/1.1");
+    l = "GET /ws?a=1&token=abc&b=2 HTTP/1.1";
+    UPM_CHECK_STR(upm_jwt_scrub_query(pool, l, names, 2), "GET /ws?a=1&b=2 HTTP/1.1");
+    l = "GET /ws?token=x&token=y&access_token=z HTTP/1.0";
+    UPM_CHECK_STR(upm_jwt_scrub_query(pool, l, names, 2), "GET /ws HTTP/1.0");
+    l = "GET /ws?a=1&token";
+    UPM_CHECK_STR(upm_jwt_scrub_query(pool, l, names, 2), "GET /ws?a=1");
+    l = "/sse?&&token=1&&x=y&";
+    UPM_CHECK_STR(upm_jwt_scrub_query(pool, l, names, 2), "/sse?x=y");
+    /* Untouched: returned as is. */
+    l = "GET /ws?tokens=1&mytoken=2&Token=3&t%6fken=4 HTTP/1.1";
+    UPM_CHECK(upm_jwt_scrub_query(pool, l, names, 2) == l);
+    l = "GET /ws HTTP/1.1";
+    UPM_CHECK(upm_jwt_scrub_query(pool, l, names, 2) == l);
+    UPM_CHECK(upm_jwt_scrub_query(pool, NULL, names, 2) == NULL);
+    l = "GET /ws?token=abc HTTP/1.1";
+    UPM_CHECK(upm_jwt_scrub_query(pool, l, names, 0) == l);
+    /* Only the query: a '?' after the target is not looked at. */
+    l = "GET /a?b=1 HTTP/1.1?token=2";
+    UPM_CHECK(upm_jwt_scrub_query(pool, l, names, 2) == l);
+    /* An absolute-form target. */
+    l = "GET http://h.example/ws?token=abc&z HTTP/1.1";
+    UPM_CHECK_STR(upm_jwt_scrub_query(pool, l, names, 2),
+                  "GET http://h.example/ws?z HTTP/1.1");
 }
 
 static void test_claim_has(void)
@@ -1227,6 +1362,8 @@ int main(int argc, const char *const argv[])
     test_kid();
     test_candidates();
     test_check_claims();
+    test_exp_policy();
+    test_scrub_query();
     test_claim_has();
     test_id_claim();
 
