@@ -288,7 +288,7 @@ static void emit(track_ctx *ctx, const char *type, int final, int status,
     apr_time_t now = apr_time_now();
     apr_off_t total = ctx->total >= 0 ? ctx->total : (final ? ctx->received : -1);
     json_t *ev, *msg = NULL;
-    const char *owner = NULL, *err = NULL;
+    const char *owner = NULL, *err = NULL, *cause = NULL;
     upm_msg *m;
     apr_uint64_t seq;
     apr_status_t rv;
@@ -323,10 +323,9 @@ static void emit(track_ctx *ctx, const char *type, int final, int status,
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, ctx->r, APLOGNO(13307)
                       "upload %s: cannot build %s: %s", ctx->id, type, err ? err : "JSON");
     }
-    else if ((rv = upm_emit_publish(ctx->tmp, &m, 1, &seq)) != APR_SUCCESS) {
+    else if ((rv = upm_emit_publish(ctx->tmp, &m, 1, &seq, &cause)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, ctx->r, APLOGNO(13308)
-                      "upload %s: cannot publish %s: the event ring is not available",
-                      ctx->id, type);
+                      "upload %s: cannot publish %s: %s", ctx->id, type, cause);
     }
     else {
         upm_stats_add(UPM_ST_EVENTS_TRACKED, 1);
