@@ -553,7 +553,20 @@ static void track_insert_filter(request_rec *r)
     const char *id;
     track_ctx *ctx;
 
-    if (mode == UPM_TRACK_OFF || r->main || !body_length(r, &total) || ctx_of(r)) {
+    if (mode == UPM_TRACK_OFF || r->main) {
+        return;
+    }
+    if ((ctx = ctx_of(r)) != NULL) {
+        /* An internal redirect: still the same upload and uploader. */
+        if (ctx->owner) {
+            apr_table_setn(r->headers_in, UPM_PROGRESS_USER_NAME, ctx->owner);
+        }
+        return;
+    }
+    /* Only the module says who uploaded: a client's own value never
+     * reaches the application. */
+    apr_table_unset(r->headers_in, UPM_PROGRESS_USER_NAME);
+    if (!body_length(r, &total)) {
         return;
     }
     id = upm_track_progress_id(r);
@@ -579,6 +592,11 @@ static void track_insert_filter(request_rec *r)
     apr_pool_tag(ctx->tmp, "upm_track");
     ctx->id = id;
     ctx->owner = (r->user && *r->user) ? r->user : NULL;
+    if (ctx->owner) {
+        /* The application behind learns whom the upload's events are for,
+         * to publish its own events (processing, completion) to them. */
+        apr_table_setn(r->headers_in, UPM_PROGRESS_USER_NAME, ctx->owner);
+    }
     ctx->job = scope_of(r, "jobId", "MATCH_JOBID", "X-Job-ID");
     ctx->session = scope_of(r, "sessionId", "MATCH_SESSIONID", "X-Session-ID");
     ctx->total = total;
