@@ -9,6 +9,7 @@
 #include "upm_sse_fmt.h"
 #include "upm_stats.h"
 #include "upm_stream.h"
+#include "upm_refusal.h"
 
 #include "http_config.h"
 #include "http_core.h"
@@ -430,6 +431,7 @@ int upm_sse_handler(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(13040)
                       "%s streams need an authenticated user: configure AuthType JWT "
                       "and Require valid-user", r->uri);
+        upm_refusal_json(r, "forbidden", "no_user", "no authenticated user");
         return HTTP_FORBIDDEN;
     }
     d = ap_get_module_config(r->per_dir_config, &upload_progress_module);
