@@ -187,7 +187,7 @@ int upm_poll_handler(request_rec *r)
                 }
                 upm_frame_unref(frames[i]);
             }
-            if (state == UPM_SUB_CLOSING) {
+            if (state == UPM_SUB_CLOSING || state == UPM_SUB_DISCONNECT) {
                 break;
             }
         }

@@ -218,6 +218,11 @@ static void sse_pump(upm_rconn *rc)
                 upm_frame_unref(frames[i]);
             }
         }
+        if (state == UPM_SUB_DISCONNECT) {
+            /* The disconnect event was the last one written above. */
+            upm_reactor_close(rc, "disconnected by the application");
+            return;
+        }
         if (state == UPM_SUB_CLOSING) {
             out_retry_jitter(st);
             upm_reactor_close(rc, "server stopping");
@@ -387,6 +392,11 @@ static void serve_on_worker(sse_stream *st, apr_interval_time_t write_timeout)
             }
         }
         now = apr_time_now();
+        if (state == UPM_SUB_DISCONNECT) {
+            worker_flush(st, write_timeout);
+            st->r->connection->keepalive = AP_CONN_CLOSE;
+            break;
+        }
         if (state == UPM_SUB_CLOSING) {
             out_retry_jitter(st);
             worker_flush(st, write_timeout);

@@ -305,7 +305,11 @@ static int deliver(ws_conn *ws)
             upm_frame_unref(frames[i]);
         }
     }
-    if (state == UPM_SUB_CLOSING) {
+    if (state == UPM_SUB_DISCONNECT) {
+        ws_close(ws, UPM_WS_CLOSE_DISCONNECTED, "disconnected");
+        ws->end = "disconnected by the application";
+    }
+    else if (state == UPM_SUB_CLOSING) {
         ws_close(ws, UPM_WS_CLOSE_GOING_AWAY, "server restarting");
         ws->end = "server stopping";
     }
