@@ -2,6 +2,7 @@
 #include "upm_config.h"
 #include "upm_jwt.h"
 #include "upm_stats.h"
+#include "upm_refusal.h"
 
 #include "http_config.h"
 #include "http_core.h"
@@ -188,20 +189,30 @@ static const char *find_token(request_rec *r, const upm_dir_conf *d,
 
 static int deny(request_rec *r, upm_jwt_status st, const char *source)
 {
+    apr_uint64_t held;
+    /* The first of each kind a minute at warn: visible at LogLevel warn. */
+    int level = upm_refusal_level((upm_refusal_kind)st, &held);
+
     if (st == UPM_JWT_MISSING) {
         apr_table_setn(r->err_headers_out, "WWW-Authenticate",
                        "Bearer realm=\"" UPM_REALM "\"");
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13001)
-                      "no bearer token (header, query or cookie) for %s", r->uri);
+        ap_log_rerror(APLOG_MARK, level, 0, r, APLOGNO(13001)
+                      "no bearer token (header, query or cookie) for %s%s", r->uri,
+                      upm_refusal_more(r->pool, held));
+        upm_refusal_json(r, "unauthorized", NULL,
+                         "a bearer token is required (Authorization header, query "
+                         "parameter or cookie)");
     }
     else {
         apr_table_setn(r->err_headers_out, "WWW-Authenticate",
                        apr_psprintf(r->pool, "Bearer realm=\"" UPM_REALM "\", "
                                     "error=\"invalid_token\", error_description=\"%s\"",
                                     upm_jwt_status_text(st)));
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13002)
-                      "token from %s refused for %s: %s", source, r->uri,
-                      upm_jwt_status_label(st));
+        ap_log_rerror(APLOG_MARK, level, 0, r, APLOGNO(13002)
+                      "token from %s refused for %s: %s%s", source, r->uri,
+                      upm_jwt_status_label(st), upm_refusal_more(r->pool, held));
+        upm_refusal_json(r, "invalid_token", upm_jwt_status_label(st),
+                         upm_jwt_status_text(st));
     }
     upm_stats_auth_failure(st);
     return HTTP_UNAUTHORIZED;
@@ -276,8 +287,16 @@ static authz_status jwt_claim_check(request_rec *r, const char *require_args,
             return AUTHZ_GRANTED;
         }
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13006)
-                  "user %s: claim %s does not allow %s", r->user, name, r->uri);
+    {
+        apr_uint64_t held;
+        int level = upm_refusal_level(UPM_REFUSE_CLAIM, &held);
+        ap_log_rerror(APLOG_MARK, level, 0, r, APLOGNO(13006)
+                      "user %s: claim %s does not allow %s%s", r->user, name, r->uri,
+                      upm_refusal_more(r->pool, held));
+    }
+    upm_refusal_json(r, "forbidden", "claim",
+                     apr_psprintf(r->pool, "the token's %s claim does not allow this "
+                                  "location", name));
     return AUTHZ_DENIED;
 }
 

@@ -2,19 +2,35 @@
 #include "upm_redis.h"
 #include "upm_bus.h"
 
+#include <apr_strings.h>
 #include <string.h>
 
 apr_status_t upm_emit_publish(apr_pool_t *p, upm_msg *const *msgs, int n,
-                              apr_uint64_t *seqs)
+                              apr_uint64_t *seqs, const char **why)
 {
+    apr_status_t rv;
+
+    *why = NULL;
     if (upm_redis_enabled()) {
         /* Through Redis, so that every server sharing it delivers them
          * (and, in Streams mode, they get stream ids like everything else);
          * the listener appends them to this server's ring too. */
         const char *err = NULL;
-        apr_status_t rv = upm_redis_send(p, msgs, n, NULL, &err);
+        rv = upm_redis_send(p, msgs, n, NULL, &err);
         memset(seqs, 0, sizeof(*seqs) * (apr_size_t)n);
+        if (rv != APR_SUCCESS) {
+            *why = apr_pstrcat(p, "Redis is unavailable (", err ? err : "unknown error",
+                               ")", NULL);
+        }
         return rv;
     }
-    return upm_bus_publish(p, msgs, n, seqs);
+    rv = upm_bus_publish(p, msgs, n, seqs);
+    if (rv == APR_ENOSPC) {
+        *why = "the message is larger than the replay ring's largest record "
+               "(raise UploadProgressReplayMemory)";
+    }
+    else if (rv != APR_SUCCESS) {
+        *why = "the event ring is not available";
+    }
+    return rv;
 }

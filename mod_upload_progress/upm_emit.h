@@ -8,8 +8,9 @@
 #include <apr_pools.h>
 #include "upm_msg.h"
 
-/* Appends the records as one unit (see upm_bus_publish). */
+/* Appends the records as one unit (see upm_bus_publish).  On failure
+ * *why names the cause for the error log (Redis unreachable, or the ring). */
 apr_status_t upm_emit_publish(apr_pool_t *p, upm_msg *const *msgs, int n,
-                              apr_uint64_t *seqs);
+                              apr_uint64_t *seqs, const char **why);
 
 #endif

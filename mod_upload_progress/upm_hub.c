@@ -29,6 +29,7 @@ struct upm_sub {
     int reset;
     const char *reset_reason;
     int closing;
+    int disconnect;             /* a disconnect for its user: close once drained */
     int registered;
     apr_uint64_t skip_upto;
     int has_skip_xid;
@@ -383,6 +384,10 @@ int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
             *reason = sub->reset_reason;
             break;
         }
+        if (sub->disconnect && !sub->qlen) {
+            *state = UPM_SUB_DISCONNECT;
+            break;
+        }
         if (sub->closing) {
             *state = UPM_SUB_CLOSING;
             break;
@@ -400,7 +405,7 @@ int upm_sub_take(upm_sub *sub, apr_time_t until, upm_frame **out, int max,
 int upm_sub_take_merged(upm_sub *const *subs, int nsubs, upm_frame **out, int max,
                         upm_sub_state *state, const char **reason)
 {
-    int n = 0, i, closing = 0;
+    int n = 0, i, closing = 0, disconnect = 0, queued = 0;
 
     *state = UPM_SUB_OK;
     apr_thread_mutex_lock(hub.lock);
@@ -447,8 +452,13 @@ int upm_sub_take_merged(upm_sub *const *subs, int nsubs, upm_frame **out, int ma
             *reason = subs[i]->reset_reason;
         }
         closing |= subs[i]->closing;
+        disconnect |= subs[i]->disconnect;
+        queued |= subs[i]->qlen;
     }
-    if (*state == UPM_SUB_OK && closing) {
+    if (*state == UPM_SUB_OK && disconnect && !queued) {
+        *state = UPM_SUB_DISCONNECT;
+    }
+    else if (*state == UPM_SUB_OK && closing) {
         *state = UPM_SUB_CLOSING;
     }
     apr_thread_mutex_unlock(hub.lock);
@@ -473,6 +483,27 @@ static void deliver_key(apr_pool_t *p, char kind, const char *id,
 
 static void reset_all(const char *reason);
 
+/* A disconnect message: every connection of its user in this child gets it
+ * (whatever it is narrowed to: it is about the connection, not about an
+ * upload) and then closes.  Connections narrowed through a grant are
+ * indexed by the granted id, not the user, so this walks the child's
+ * subscribers once: a disconnect is rare (a revoked token), never part of
+ * the fan-out of ordinary messages.  Called with the hub lock held. */
+static void disconnect_user(const char *user, upm_frame *f)
+{
+    apr_hash_index_t *hi;
+    for (hi = apr_hash_first(NULL, hub.idx); hi; hi = apr_hash_next(hi)) {
+        upm_sub *sub;
+        for (sub = apr_hash_this_val(hi); sub; sub = sub->next) {
+            if (sub->spec.user && strcmp(sub->spec.user, user) == 0 && !sub->disconnect) {
+                enqueue(sub, f);
+                sub->disconnect = 1;
+                notify(sub);
+            }
+        }
+    }
+}
+
 static void dispatch(apr_pool_t *p, const upm_msg *m, apr_uint64_t epoch)
 {
     upm_frame *f;
@@ -489,7 +520,10 @@ static void dispatch(apr_pool_t *p, const upm_msg *m, apr_uint64_t epoch)
         return;
     }
     apr_thread_mutex_lock(hub.lock);
-    if (hub.count) {
+    if (hub.count && *m->f[UPM_F_OWNER] && strcmp(m->f[UPM_F_TYPE], UPM_DISCONNECT_TYPE) == 0) {
+        disconnect_user(m->f[UPM_F_OWNER], f);
+    }
+    else if (hub.count) {
         deliver_key(p, 'o', m->f[UPM_F_OWNER], m, f);
         deliver_key(p, 'P', m->f[UPM_F_PROJECT], m, f);
         deliver_key(p, 'J', m->f[UPM_F_JOB], m, f);

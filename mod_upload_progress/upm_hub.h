@@ -6,6 +6,9 @@
 #ifndef UPM_HUB_H
 #define UPM_HUB_H
 
+/* The message type that closes its user's connections (docs/events.md). */
+#define UPM_DISCONNECT_TYPE "disconnect"
+
 #include "httpd.h"
 #include <apr_thread_cond.h>
 #include "upm_msg.h"
@@ -38,7 +41,9 @@ void upm_frame_unref(upm_frame *f);
 typedef enum {
     UPM_SUB_OK = 0,
     UPM_SUB_RESET,              /* messages were lost: tell the client */
-    UPM_SUB_CLOSING             /* the child is stopping */
+    UPM_SUB_CLOSING,            /* the child is stopping */
+    UPM_SUB_DISCONNECT          /* a disconnect for the user was delivered:
+                                 * close (SSE: after it; WebSocket: 4003) */
 } upm_sub_state;
 
 typedef struct upm_sub upm_sub;

@@ -10,6 +10,7 @@
 #include "upm_hub.h"
 #include "upm_stats.h"
 #include "upm_stream.h"
+#include "upm_refusal.h"
 
 #include "http_config.h"
 #include "http_core.h"
@@ -106,6 +107,7 @@ int upm_poll_handler(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(13330)
                       "%s polling needs an authenticated user: configure AuthType JWT "
                       "and Require valid-user", r->uri);
+        upm_refusal_json(r, "forbidden", "no_user", "no authenticated user");
         return HTTP_FORBIDDEN;
     }
     d = ap_get_module_config(r->per_dir_config, &upload_progress_module);
@@ -193,7 +195,7 @@ int upm_poll_handler(request_rec *r)
                 }
                 upm_frame_unref(frames[i]);
             }
-            if (state == UPM_SUB_CLOSING) {
+            if (state == UPM_SUB_CLOSING || state == UPM_SUB_DISCONNECT) {
                 break;
             }
         }

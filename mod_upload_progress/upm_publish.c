@@ -127,6 +127,7 @@ int upm_publish_handler(request_rec *r)
     apr_uint64_t *seqs;
     apr_time_t now = apr_time_now();
     apr_status_t rv;
+    const char *cause = NULL;
     int rc;
 
     if (!r->handler || strcmp(r->handler, "upload-progress-publish") != 0) {
@@ -213,7 +214,7 @@ int upm_publish_handler(request_rec *r)
         /* Through Redis, so every server sharing it delivers the events. */
         return upm_redis_publish(r, msgs, count);
     }
-    rv = upm_emit_publish(r->pool, msgs, count, seqs);
+    rv = upm_emit_publish(r->pool, msgs, count, seqs, &cause);
     if (rv == APR_ENOSPC) {
         return upm_json_error(r, HTTP_REQUEST_ENTITY_TOO_LARGE, "too_large",
                               "an event is larger than the replay ring's largest "
@@ -221,7 +222,7 @@ int upm_publish_handler(request_rec *r)
     }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, APLOGNO(13033)
-                      "publish failed: the event ring is not available");
+                      "publish failed: %s", cause);
         apr_table_setn(r->err_headers_out, "Retry-After", "1");
         return upm_json_error(r, HTTP_SERVICE_UNAVAILABLE, "unavailable",
                               "the event ring is not available", -1);

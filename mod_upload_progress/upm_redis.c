@@ -957,7 +957,10 @@ static void on_xread(redisAsyncContext *ac, void *r, void *priv)
             why = "the entry has no \"data\" field";
         }
         else {
-            st = upm_ingest(L.fp, data, dlen, hint, L.sc->event_map, L.max, now, m, &why);
+            st = upm_ingest(L.fp, data, dlen, hint, L.sc->event_map, L.max,
+                            upm_xid_time(x), m, &why);
+            /* Latency is measured from the append, not from the XADD. */
+            m->published = now;
         }
         if (st == UPM_IN_OK) {
             m->ext = id;

@@ -204,6 +204,15 @@ int upm_xid_parse(const char *s, apr_size_t len, upm_xid *out)
     return 0;
 }
 
+apr_time_t upm_xid_time(upm_xid x)
+{
+    /* Beyond what apr_time_t holds: not a time anybody stamped. */
+    if (x.ms > (apr_uint64_t)(APR_INT64_MAX / 1000)) {
+        return 0;
+    }
+    return (apr_time_t)x.ms * 1000;
+}
+
 int upm_xid_cmp(upm_xid a, upm_xid b)
 {
     if (a.ms != b.ms) {

@@ -59,6 +59,10 @@ typedef struct upm_xid {
 /* "<ms>-<seq>", both decimal: 0 on success, -1 otherwise. */
 int upm_xid_parse(const char *s, apr_size_t len, upm_xid *out);
 int upm_xid_cmp(upm_xid a, upm_xid b);
+/* The time an entry id carries (its milliseconds: when XADD * made it),
+ * as the timestamp of a message that has none, so that the entry has the
+ * same timestamp on every server, live and replayed. */
+apr_time_t upm_xid_time(upm_xid x);
 apr_size_t upm_xid_format(char *buf, upm_xid x);
 
 /* XINFO STREAM: what the resume and the listener need. */

@@ -221,6 +221,9 @@ int upm_redis_publish(request_rec *r, upm_msg *const *msgs, int n)
     if (upm_redis_send(r->pool, msgs, n, &ids, &err) != APR_SUCCESS) {
         return unavailable(r, err ? err : "unknown error");
     }
+    /* Counted where they were accepted: the ring appends they become are
+     * the listener's (source redis) on every server. */
+    upm_stats_add(UPM_ST_EVENTS_PUBLISHED, (apr_uint64_t)n);
     return upm_publish_accepted(r, n, ids);
 }
 
@@ -310,7 +313,7 @@ const char *upm_redis_stream_replay(apr_pool_t *p, const char *after,
             *upto = x;
             apr_cpystrn(cursor, id, sizeof(cursor));
             if (data && upm_ingest(bp, data, dlen, hint, sc->event_map, max,
-                                   apr_time_now(), &m, &why) == UPM_IN_OK) {
+                                   upm_xid_time(x), &m, &why) == UPM_IN_OK) {
                 m.ext = id;
                 stop = emit(baton, &m);
             }

@@ -9,6 +9,7 @@
 #include "upm_sse_fmt.h"
 #include "upm_stats.h"
 #include "upm_stream.h"
+#include "upm_refusal.h"
 
 #include "http_config.h"
 #include "http_core.h"
@@ -217,6 +218,11 @@ static void sse_pump(upm_rconn *rc)
                 upm_frame_unref(frames[i]);
             }
         }
+        if (state == UPM_SUB_DISCONNECT) {
+            /* The disconnect event was the last one written above. */
+            upm_reactor_close(rc, "disconnected by the application");
+            return;
+        }
         if (state == UPM_SUB_CLOSING) {
             out_retry_jitter(st);
             upm_reactor_close(rc, "server stopping");
@@ -386,6 +392,11 @@ static void serve_on_worker(sse_stream *st, apr_interval_time_t write_timeout)
             }
         }
         now = apr_time_now();
+        if (state == UPM_SUB_DISCONNECT) {
+            worker_flush(st, write_timeout);
+            st->r->connection->keepalive = AP_CONN_CLOSE;
+            break;
+        }
         if (state == UPM_SUB_CLOSING) {
             out_retry_jitter(st);
             worker_flush(st, write_timeout);
@@ -430,6 +441,7 @@ int upm_sse_handler(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(13040)
                       "%s streams need an authenticated user: configure AuthType JWT "
                       "and Require valid-user", r->uri);
+        upm_refusal_json(r, "forbidden", "no_user", "no authenticated user");
         return HTTP_FORBIDDEN;
     }
     d = ap_get_module_config(r->per_dir_config, &upload_progress_module);

@@ -3,6 +3,7 @@
  * mod_status's /server-status (HTML and ?auto). */
 #include "upm_handlers.h"
 #include "upm_bus.h"
+#include "upm_redis.h"
 #include "upm_stats.h"
 #include "upm_status_fmt.h"
 #include "upm_track.h"
@@ -40,6 +41,16 @@ static void gather(apr_pool_t *p, upm_status_data *d)
     d->ring_max_record = bi.max_record;
     d->ring_last = bi.last;
     d->ring_oldest = bi.oldest;
+    d->redis = upm_redis_enabled();
+    if (upm_bus_mode() == UPM_BUS_MODE_STREAM) {
+        /* Clients see stream ids, not the ring's sequence. */
+        if (bi.last) {
+            d->last_id = upm_bus_id_of(p, bi.last);
+        }
+        if (bi.last >= bi.oldest) {
+            d->oldest_id = upm_bus_id_of(p, bi.oldest);
+        }
+    }
     upm_track_table_info(&d->track_slots, &d->track_active);
 }
 

@@ -61,14 +61,38 @@ static apr_uint64_t auth_total(const upm_stats_snap *s)
     return n;
 }
 
-/* Received by where they came from: the Redis listener (or anything else
- * that appends) is what is left after the two in-process sources. */
-static void sources(const upm_stats_snap *s, apr_uint64_t out[3])
+static const char *id_text(apr_pool_t *p, apr_uint64_t epoch, apr_uint64_t seq)
 {
+    return apr_psprintf(p, U64 "-" U64, epoch, seq);
+}
+
+/* Received by where they came from.  Embedded: the Redis listener (or
+ * anything else that appends) is what is left after the two in-process
+ * sources.  With Redis, the handlers' events reach the ring through the
+ * listener: publish and track count what they sent to Redis, and every
+ * append is the listener's. */
+static void sources(const upm_status_data *d, apr_uint64_t out[3])
+{
+    const upm_stats_snap *s = &d->st;
     apr_uint64_t all = s->v[UPM_ST_EVENTS_ACCEPTED];
     out[0] = s->v[UPM_ST_EVENTS_PUBLISHED];
     out[1] = s->v[UPM_ST_EVENTS_TRACKED];
-    out[2] = all > out[0] + out[1] ? all - out[0] - out[1] : 0;
+    if (d->redis) {
+        out[2] = all;
+    }
+    else {
+        out[2] = all > out[0] + out[1] ? all - out[0] - out[1] : 0;
+    }
+}
+
+static const char *last_id_text(apr_pool_t *p, const upm_status_data *d)
+{
+    return d->last_id ? d->last_id : id_text(p, d->ring_epoch, d->ring_last);
+}
+
+static const char *oldest_id_text(apr_pool_t *p, const upm_status_data *d)
+{
+    return d->oldest_id ? d->oldest_id : id_text(p, d->ring_epoch, d->ring_oldest);
 }
 static const char *const source_names[3] = { "publish", "track", "redis" };
 
@@ -89,11 +113,6 @@ static apr_uint64_t lat_count(const upm_stats_snap *s)
         n += s->lat_count[i];
     }
     return n;
-}
-
-static const char *id_text(apr_pool_t *p, apr_uint64_t epoch, apr_uint64_t seq)
-{
-    return apr_psprintf(p, U64 "-" U64, epoch, seq);
 }
 
 /* ---- JSON ------------------------------------------------------------ */
@@ -133,7 +152,7 @@ char *upm_status_json(apr_pool_t *p, const upm_status_data *d)
 
     json_object_set_new(root, "connections", conns_json(s->conns));
 
-    sources(s, src);
+    sources(d, src);
     o = json_object();
     json_object_set_new(o, "total", ju(s->v[UPM_ST_EVENTS_ACCEPTED]));
     for (i = 0; i < 3; i++) {
@@ -189,9 +208,9 @@ char *upm_status_json(apr_pool_t *p, const upm_status_data *d)
     json_object_set_new(o, "bytes_used", ju(d->ring_bytes_used));
     json_object_set_new(o, "max_record_bytes", ju(d->ring_max_record));
     json_object_set_new(o, "last_id", d->ring_last
-                        ? json_string(id_text(p, d->ring_epoch, d->ring_last)) : json_null());
+                        ? json_string(last_id_text(p, d)) : json_null());
     json_object_set_new(o, "oldest_id", upm_status_ring_held(d)
-                        ? json_string(id_text(p, d->ring_epoch, d->ring_oldest))
+                        ? json_string(oldest_id_text(p, d))
                         : json_null());
     json_object_set_new(root, "ring", o);
 
@@ -303,7 +322,7 @@ char *upm_status_prometheus(apr_pool_t *p, const upm_status_data *d)
     head(&b, "report_requests_total", "counter", "Old-style JSON progress reports answered.");
     sb_add(&b, PM "report_requests_total " U64 "\n", s->v[UPM_ST_REPORT_REQUESTS]);
 
-    sources(s, src);
+    sources(d, src);
     head(&b, "events_received_total", "counter",
          "Messages appended to the replay ring, by source.");
     for (i = 0; i < 3; i++) {
@@ -460,7 +479,7 @@ static apr_array_header_t *rows(apr_pool_t *p, const upm_status_data *d)
         s->conns[UPM_TR_WS][UPM_MODE_WORKER], s->conns[UPM_TR_WS][UPM_MODE_ASYNC]);
     ROW("ConnectionsPoll", "Long-poll waiting", I64,
         s->conns[UPM_TR_POLL][UPM_MODE_WORKER] + s->conns[UPM_TR_POLL][UPM_MODE_ASYNC]);
-    sources(s, src);
+    sources(d, src);
     ROW("EventsReceived", "Events received", U64, s->v[UPM_ST_EVENTS_ACCEPTED]);
     ROW("EventsPublished", "from publish", U64, src[0]);
     ROW("EventsTracked", "from upload tracking", U64, src[1]);
@@ -484,9 +503,9 @@ static apr_array_header_t *rows(apr_pool_t *p, const upm_status_data *d)
     ROW("RingBytes", "Ring bytes", U64, d->ring_bytes);
     ROW("RingBytesUsed", "Ring bytes used", U64, d->ring_bytes_used);
     ROW("RingLastId", "Ring last id", "%s",
-        d->ring_last ? id_text(p, d->ring_epoch, d->ring_last) : "-");
+        d->ring_last ? last_id_text(p, d) : "-");
     ROW("RingOldestId", "Ring oldest id", "%s",
-        upm_status_ring_held(d) ? id_text(p, d->ring_epoch, d->ring_oldest) : "-");
+        upm_status_ring_held(d) ? oldest_id_text(p, d) : "-");
     ROW("LatencyCount", "Live deliveries timed", U64, n);
     ROW("LatencyAvgMs", "Average delivery latency (ms)", "%.3f",
         n ? (double)s->lat_sum_us / 1000.0 / (double)n : 0.0);

@@ -20,6 +20,13 @@ typedef struct upm_status_data {
     apr_uint64_t ring_max_record;
     apr_uint64_t ring_last;         /* 0: empty */
     apr_uint64_t ring_oldest;       /* last + 1 when nothing is held */
+    /* The ids clients see for ring_last / ring_oldest when they are not
+     * <epoch>-<seq> (Redis Streams mode: stream ids); NULL otherwise. */
+    const char *last_id;
+    const char *oldest_id;
+    /* Redis ingest: every ring append is the listener's, and the publish
+     * and track counts are what this server's handlers sent to Redis. */
+    int redis;
     /* the upload report table */
     apr_uint32_t track_slots;
     apr_uint32_t track_active;

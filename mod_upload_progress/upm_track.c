@@ -288,7 +288,7 @@ static void emit(track_ctx *ctx, const char *type, int final, int status,
     apr_time_t now = apr_time_now();
     apr_off_t total = ctx->total >= 0 ? ctx->total : (final ? ctx->received : -1);
     json_t *ev, *msg = NULL;
-    const char *owner = NULL, *err = NULL;
+    const char *owner = NULL, *err = NULL, *cause = NULL;
     upm_msg *m;
     apr_uint64_t seq;
     apr_status_t rv;
@@ -323,10 +323,9 @@ static void emit(track_ctx *ctx, const char *type, int final, int status,
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, ctx->r, APLOGNO(13307)
                       "upload %s: cannot build %s: %s", ctx->id, type, err ? err : "JSON");
     }
-    else if ((rv = upm_emit_publish(ctx->tmp, &m, 1, &seq)) != APR_SUCCESS) {
+    else if ((rv = upm_emit_publish(ctx->tmp, &m, 1, &seq, &cause)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, ctx->r, APLOGNO(13308)
-                      "upload %s: cannot publish %s: the event ring is not available",
-                      ctx->id, type);
+                      "upload %s: cannot publish %s: %s", ctx->id, type, cause);
     }
     else {
         upm_stats_add(UPM_ST_EVENTS_TRACKED, 1);
@@ -554,7 +553,20 @@ static void track_insert_filter(request_rec *r)
     const char *id;
     track_ctx *ctx;
 
-    if (mode == UPM_TRACK_OFF || r->main || !body_length(r, &total) || ctx_of(r)) {
+    if (mode == UPM_TRACK_OFF || r->main) {
+        return;
+    }
+    if ((ctx = ctx_of(r)) != NULL) {
+        /* An internal redirect: still the same upload and uploader. */
+        if (ctx->owner) {
+            apr_table_setn(r->headers_in, UPM_PROGRESS_USER_NAME, ctx->owner);
+        }
+        return;
+    }
+    /* Only the module says who uploaded: a client's own value never
+     * reaches the application. */
+    apr_table_unset(r->headers_in, UPM_PROGRESS_USER_NAME);
+    if (!body_length(r, &total)) {
         return;
     }
     id = upm_track_progress_id(r);
@@ -580,6 +592,11 @@ static void track_insert_filter(request_rec *r)
     apr_pool_tag(ctx->tmp, "upm_track");
     ctx->id = id;
     ctx->owner = (r->user && *r->user) ? r->user : NULL;
+    if (ctx->owner) {
+        /* The application behind learns whom the upload's events are for,
+         * to publish its own events (processing, completion) to them. */
+        apr_table_setn(r->headers_in, UPM_PROGRESS_USER_NAME, ctx->owner);
+    }
     ctx->job = scope_of(r, "jobId", "MATCH_JOBID", "X-Job-ID");
     ctx->session = scope_of(r, "sessionId", "MATCH_SESSIONID", "X-Session-ID");
     ctx->total = total;

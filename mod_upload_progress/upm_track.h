@@ -10,6 +10,8 @@
 #include "upm_track_state.h"
 
 #define UPM_PROGRESS_ID_NAME "X-Progress-ID"
+/* Set on tracked uploads for the application behind: the uploader. */
+#define UPM_PROGRESS_USER_NAME "X-Progress-User"
 
 /* post_config: attaches to (or creates) the report table. */
 int upm_track_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,

@@ -25,6 +25,7 @@
 #include "upm_stream.h"
 #include "upm_ws_frame.h"
 #include "upm_ws_proto.h"
+#include "upm_refusal.h"
 
 #include "http_config.h"
 #include "http_connection.h"
@@ -319,7 +320,11 @@ static int deliver(ws_conn *ws)
             upm_frame_unref(frames[i]);
         }
     }
-    if (state == UPM_SUB_CLOSING) {
+    if (state == UPM_SUB_DISCONNECT) {
+        ws_close(ws, UPM_WS_CLOSE_DISCONNECTED, "disconnected");
+        ws->end = "disconnected by the application";
+    }
+    else if (state == UPM_SUB_CLOSING) {
         ws_close(ws, UPM_WS_CLOSE_GOING_AWAY, "server restarting");
         ws->end = "server stopping";
     }
@@ -635,9 +640,16 @@ static int origin_refused(request_rec *r, const upm_dir_conf *d)
     }
     /* A page on another site must not open the user's stream with the
      * user's cookie (cross-site WebSocket hijacking). */
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, APLOGNO(13107)
-                  "WebSocket handshake for %s from origin %s refused: not in "
-                  "UploadProgressAllowOrigin (default: this host only)", r->uri, origin);
+    {
+        apr_uint64_t held;
+        int level = upm_refusal_level(UPM_REFUSE_ORIGIN, &held);
+        ap_log_rerror(APLOG_MARK, level, 0, r, APLOGNO(13107)
+                      "WebSocket handshake for %s from origin %s refused: not in "
+                      "UploadProgressAllowOrigin (default: this host only)%s", r->uri,
+                      origin, upm_refusal_more(r->pool, held));
+    }
+    upm_refusal_json(r, "forbidden_origin", NULL,
+                     "this page's Origin may not open the stream (UploadProgressAllowOrigin)");
     return HTTP_FORBIDDEN;
 }
 
@@ -968,6 +980,7 @@ int upm_ws_handler(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(13108)
                       "%s WebSockets need an authenticated user: configure AuthType JWT "
                       "and Require valid-user", r->uri);
+        upm_refusal_json(r, "forbidden", "no_user", "no authenticated user");
         return HTTP_FORBIDDEN;
     }
     d = ap_get_module_config(r->per_dir_config, &upload_progress_module);

@@ -6,7 +6,8 @@ PKGS="build-essential autoconf automake libtool pkg-config curl openssl
       apache2 apache2-dev libapr1-dev libaprutil1-dev
       libjansson-dev libjwt-dev libhiredis-dev redis-server
       libapache2-mod-perl2 libcrypt-jwt-perl libjson-perl libwww-perl libio-socket-ssl-perl
-      libmojolicious-perl clang libclang-rt-14-dev chromium libssl-dev"
+      libmojolicious-perl clang libclang-rt-14-dev chromium libssl-dev python3"
+# python3: t/publish_examples.t runs the Python publisher of docs/publishing.md.
 # Node.js 20 with npm for the client tests (the machine image has them;
 # Debian's own packages are the fallback).
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"

@@ -50,6 +50,18 @@ static int g(const char *pat, const char *s)
     return upm_redis_glob(pat, s, strlen(s));
 }
 
+/* A stream entry's timestamp is its id's time, whoever reads it when. */
+static void test_xid_time(void)
+{
+    upm_xid x;
+    UPM_CHECK(upm_xid_parse("1795303935706-7", 15, &x) == 0);
+    UPM_CHECK(upm_xid_time(x) == (apr_time_t)1795303935706LL * 1000);
+    x.ms = 0;
+    UPM_CHECK(upm_xid_time(x) == 0);
+    x.ms = (apr_uint64_t)-1;
+    UPM_CHECK(upm_xid_time(x) == 0);
+}
+
 static void test_glob(void)
 {
     UPM_CHECK(g("user:*", "user:42"));
@@ -315,6 +327,7 @@ int main(void)
     apr_pool_create(&p, NULL);
     test_backoff();
     test_glob();
+    test_xid_time();
     test_channels();
     test_channel_scope();
     test_xid();

@@ -402,6 +402,7 @@ sub status { $_[0]->{status} }
 sub events { @{ $_[0]->{events} } }
 sub eof    { $_[0]->{eof} }
 sub beats  { $_[0]->{beats} }
+sub open_id { $_[0]->{open_id} }
 sub of_type { my ($self, $t) = @_; grep { $_->{event} eq $t } @{ $self->{events} } }
 sub messages { grep { $_->{event} ne 'reset' } @{ $_[0]->{events} } }
 sub last_id {
@@ -477,6 +478,8 @@ sub _parse {
         if ($line eq '') {
             my $c = $self->{cur};
             $self->{cur} = {};
+            # The id-only block a new stream opens with: its position.
+            $self->{open_id} //= $c->{id} if defined $c->{id} && !defined $c->{data};
             next unless defined $c->{data};
             $c->{event} //= 'message';
             $c->{json} = eval { $UPM::Node::JSON->decode($c->{data}) };
