@@ -7,7 +7,7 @@ PKGS="build-essential autoconf automake libtool pkg-config curl openssl
       libjansson-dev libjwt-dev libhiredis-dev redis-server
       libapache2-mod-perl2 libcrypt-jwt-perl libjson-perl libwww-perl libio-socket-ssl-perl
       libmojolicious-perl clang libclang-rt-14-dev chromium libssl-dev
-      libapache2-mod-upload-progress"
+      libapache2-mod-upload-progress debhelper dpkg-dev lintian fakeroot"
 # Node.js 20 with npm for the client tests (the machine image has them;
 # Debian's own packages are the fallback).
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
@@ -15,6 +15,8 @@ command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 # libapache2-mod-upload-progress: the old module, which t/compat_old.t runs
 # beside this one (its package enables it in Debian's own apache2, which
 # the tests do not use).
+# debhelper, dpkg-dev, lintian, fakeroot: scripts/deb-test.sh builds and
+# checks the Debian package (debian/).
 # libssl-dev: libcrypto headers for the tools in bench/ (the leak soak of
 # scripts/test.sh uses them).  bench/run.sh also needs nginx with nchan, the
 # peer it measures against.
