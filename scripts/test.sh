@@ -68,10 +68,10 @@ if [ "${SOAK:-1}" != 0 ]; then
     soak_pid=$!
 fi
 
-echo "== Browser client, React hooks and the demo in Chromium"
+echo "== Browser client, React hooks, their npm packages and the demo in Chromium"
 # npm devDependencies from the lockfile; the client itself has none.
 (cd clients && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-(cd clients && node --test --test-concurrency=1 js/test/ react/test/ demo/test/)
+(cd clients && node --test --test-concurrency=1 js/test/ react/test/ packages/test/ demo/test/)
 
 if [ -n "$soak_pid" ]; then
     echo "== Leak soak: 100,000 connect / receive / disconnect cycles, 100,000 publishes"
