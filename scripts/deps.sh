@@ -13,8 +13,9 @@ PKGS="build-essential autoconf automake libtool pkg-config curl openssl
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 # libapache2-mod-upload-progress: the old module, which t/compat_old.t runs
-# beside this one (its package enables it in Debian's own apache2, which
-# the tests do not use).
+# beside this one.  Its package enables it in Debian's own apache2, which
+# the tests do not start; t/TEST.PL keeps it out of what the Apache::Test
+# server inherits from there (same module name as ours).
 # debhelper, dpkg-dev, lintian, fakeroot: scripts/deb-test.sh builds and
 # checks the Debian package (debian/).
 # libssl-dev: libcrypto headers for the tools in bench/ (the leak soak of
