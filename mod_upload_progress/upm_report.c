@@ -1,7 +1,7 @@
 /* The old module's progress report: GET with X-Progress-ID (header or
- * query) -> {"state":..,"received":..,"size":..,"speed":..,"started_at":..,
- * "eta":..,"uuid":..}, or JSONP with ?callback=.  Unlike the old module,
- * an upload made by an authenticated user is reported to that user only. */
+ * query) -> its JSON, key for key (upm_track_report_json), or JSONP with
+ * ?callback=.  Unlike the old module, an upload made by an authenticated
+ * user is reported to that user only. */
 #include "upm_handlers.h"
 #include "upm_auth.h"
 #include "upm_config.h"
@@ -20,7 +20,8 @@
 
 APLOG_USE_MODULE(upload_progress);
 
-#define UPM_CALLBACK_MAX 128
+/* The old module's limit: a longer name got a 400 there too. */
+#define UPM_CALLBACK_MAX 64
 
 /* A JSONP callback is executed by the page that asked for it: only names
  * and dotted paths, never an expression. */
@@ -79,7 +80,7 @@ int upm_report_handler(request_rec *r)
     }
     if (cb && !valid_callback(cb)) {
         return upm_json_error(r, HTTP_BAD_REQUEST, "bad_callback",
-                              "callback must be 1 to 128 of A-Z a-z 0-9 _ . $", -1);
+                              "callback must be 1 to 64 of A-Z a-z 0-9 _ . $", -1);
     }
     if (cb) {
         upm_auth_info *ai = upm_auth_get(r);

@@ -110,7 +110,7 @@ int upm_track_begin(upm_track_table *t, const char *id, const char *owner,
                     expired = (int)i;
                 }
             }
-            else if (lru_done < 0 || s->updated < t->slot[lru_done].updated) {
+            else if (lru_done < 0 || s->finished < t->slot[lru_done].finished) {
                 lru_done = (int)i;
             }
         }
@@ -172,7 +172,8 @@ int upm_track_finish(upm_track_table *t, int slot, apr_uint64_t gen, int ok,
     s->phase = ok ? UPM_TS_DONE : UPM_TS_ERROR;
     s->status = status;
     s->reason = ok ? -1 : reason;
-    s->updated = now;
+    /* `updated` stays the time of the last byte read: a finished upload's
+     * speed is measured to it, as the old module did. */
     s->finished = now;
     /* At least a microsecond, so that a keep of 0 still tells "expired"
      * apart from "active". */
@@ -247,56 +248,76 @@ apr_int64_t upm_track_eta(apr_int64_t received, apr_int64_t size, apr_int64_t sp
     return (size - received + speed - 1) / speed;
 }
 
+apr_int64_t upm_track_old_speed(apr_int64_t received, apr_time_t started,
+                                apr_time_t last_read)
+{
+    apr_int64_t secs = (apr_int64_t)apr_time_sec(last_read) - (apr_int64_t)apr_time_sec(started);
+    return (secs > 0 && received > 0) ? received / secs : 0;
+}
+
+apr_int64_t upm_track_old_eta(apr_int64_t size, apr_int64_t speed, apr_time_t started,
+                              apr_time_t now)
+{
+    apr_int64_t eta = 0, t = (apr_int64_t)apr_time_sec(now);
+    if (speed > 0) {
+        eta = (apr_int64_t)apr_time_sec(started) + size / speed;
+    }
+    /* Never in the past, so that "eta - now" stays positive on a page. */
+    return eta <= t ? t + 1 : eta;
+}
+
 char *upm_track_report_json(apr_pool_t *p, const char *id, const upm_track_slot *s,
                             apr_time_t now)
 {
     json_t *o = json_object();
     char *text, *out;
+    /* An unknown size reads as what arrived so far, as the old module
+     * reported a chunked upload. */
+    apr_int64_t size = s ? (s->size >= 0 ? s->size : s->received) : 0;
 
-    if (!s) {
+    /* The old module's keys and their order, state by state; the extras
+     * (reason, received where it had none, seconds_left) are names it never
+     * sent, so its pages do not see them. */
+    if (!s || (s->phase == UPM_TS_ACTIVE && s->received <= 0)) {
         json_object_set_new(o, "state", json_string("starting"));
     }
+    else if (s->phase == UPM_TS_ERROR) {
+        json_object_set_new(o, "state", json_string("error"));
+        json_object_set_new(o, "status", json_integer(s->status));
+        if (s->reason >= 0) {
+            json_object_set_new(o, "reason", json_string(
+                upm_stats_upload_failure_name((upm_upload_failure)s->reason)));
+        }
+        json_object_set_new(o, "received", json_integer(s->received));
+        json_object_set_new(o, "size", json_integer(size));
+    }
     else {
-        int active = s->phase == UPM_TS_ACTIVE;
-        apr_time_t end = active ? now : (apr_time_t)s->finished;
-        apr_int64_t speed = upm_track_speed(s->received, (apr_time_t)s->started, end);
-        /* An unknown size reads as what arrived so far, as the old module
-         * reported a chunked upload. */
-        apr_int64_t size = s->size >= 0 ? s->size : s->received;
-        apr_int64_t eta;
-        const char *state;
-
-        switch (s->phase) {
-        case UPM_TS_DONE:  state = "done"; break;
-        case UPM_TS_ERROR: state = "error"; break;
-        default:           state = s->received > 0 ? "uploading" : "starting"; break;
-        }
-        json_object_set_new(o, "state", json_string(state));
-        if (s->phase == UPM_TS_ERROR) {
-            json_object_set_new(o, "status", json_integer(s->status));
-            if (s->reason >= 0) {
-                json_object_set_new(o, "reason", json_string(
-                    upm_stats_upload_failure_name((upm_upload_failure)s->reason)));
-            }
-        }
+        int done = s->phase == UPM_TS_DONE;
+        apr_int64_t speed = upm_track_old_speed(s->received, (apr_time_t)s->started,
+                                                (apr_time_t)s->updated);
+        json_object_set_new(o, "state", json_string(done ? "done" : "uploading"));
         json_object_set_new(o, "received", json_integer(s->received));
         json_object_set_new(o, "size", json_integer(size));
         json_object_set_new(o, "speed", json_integer(speed));
         json_object_set_new(o, "started_at",
                             json_integer((json_int_t)apr_time_sec((apr_time_t)s->started)));
-        if (s->phase == UPM_TS_DONE) {
-            eta = 0;
-        }
-        else if (active) {
-            eta = upm_track_eta(s->received, s->size, speed);
+        if (done) {
+            json_object_set_new(o, "completed_at",
+                                json_integer((json_int_t)apr_time_sec((apr_time_t)s->finished)));
         }
         else {
-            eta = -1;
+            /* seconds_left from the exact rate (microseconds, not whole
+             * seconds); null while it cannot be told. */
+            apr_int64_t left = upm_track_eta(s->received, s->size,
+                                             upm_track_speed(s->received,
+                                                             (apr_time_t)s->started, now));
+            json_object_set_new(o, "eta", json_integer(
+                upm_track_old_eta(size, speed, (apr_time_t)s->started, now)));
+            json_object_set_new(o, "seconds_left", left >= 0 ? json_integer(left) : json_null());
         }
-        json_object_set_new(o, "eta", eta >= 0 ? json_integer(eta) : json_null());
     }
     json_object_set_new(o, "uuid", json_string(id));
-    text = json_dumps(o, JSON_COMPACT);
+    text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     out = apr_pstrdup(p, text ? text : "{\"state\":\"starting\"}");
     free(text);

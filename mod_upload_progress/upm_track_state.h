@@ -27,8 +27,8 @@ typedef struct upm_track_slot {
     apr_int64_t size;           /* Content-Length; -1: unknown (chunked) */
     apr_int64_t received;
     apr_int64_t started;        /* apr_time_t */
-    apr_int64_t updated;        /* last change: the LRU order */
-    apr_int64_t finished;       /* 0 while active */
+    apr_int64_t updated;        /* last byte read: staleness, the speed */
+    apr_int64_t finished;       /* 0 while active; LRU order of finished ones */
     apr_int64_t expires;        /* 0 while active */
     apr_int32_t phase;          /* upm_track_phase */
     apr_int32_t status;         /* final HTTP status, 0 while active */
@@ -59,7 +59,8 @@ int upm_track_begin(upm_track_table *t, const char *id, const char *owner,
                     apr_int64_t size, apr_time_t now, apr_interval_time_t stale,
                     apr_uint64_t *gen);
 
-/* Sets the bytes received so far.  0 on success; -1 when the slot no longer
+/* Sets the bytes received so far (and the time of the last read, which
+ * the report's speed is measured to).  0 on success; -1 when the slot no longer
  * belongs to this upload (replaced by a newer one). */
 int upm_track_update(upm_track_table *t, int slot, apr_uint64_t gen,
                      apr_int64_t received, apr_time_t now);
@@ -90,11 +91,25 @@ apr_int64_t upm_track_speed(apr_int64_t received, apr_time_t started, apr_time_t
  * (unknown size or no speed yet). */
 apr_int64_t upm_track_eta(apr_int64_t received, apr_int64_t size, apr_int64_t speed);
 
-/* The old module's report for id: slot NULL when unknown.  JSON text
- * {"state":"starting|uploading|done|error","received":..,"size":..,
- *  "speed":..,"started_at":..,"eta":..,"uuid":..} ("status" and "reason"
- * for an error); id must be a valid progress id (no escaping needed, but
- * it is escaped anyway). */
+/* The old module's figures.  speed: bytes per second over the whole
+ * seconds from the start to the last byte read (0 within the first
+ * second); eta: the Unix time the upload ends at that speed, never before
+ * now + 1. */
+apr_int64_t upm_track_old_speed(apr_int64_t received, apr_time_t started,
+                                apr_time_t last_read);
+apr_int64_t upm_track_old_eta(apr_int64_t size, apr_int64_t speed, apr_time_t started,
+                              apr_time_t now);
+
+/* The old module's report for id (slot NULL when unknown), with its keys
+ * in its order, state by state:
+ *   {"state":"starting","uuid":..}
+ *   {"state":"uploading","received","size","speed","started_at","eta",
+ *    "seconds_left","uuid"}
+ *   {"state":"done","received","size","speed","started_at","completed_at","uuid"}
+ *   {"state":"error","status","reason","received","size","uuid"}
+ * (seconds_left, reason and done's received are ours; docs/tracking.md).
+ * id must be a valid progress id (no escaping needed, but it is escaped
+ * anyway). */
 char *upm_track_report_json(apr_pool_t *p, const char *id, const upm_track_slot *slot,
                             apr_time_t now);
 

@@ -6,12 +6,19 @@ PKGS="build-essential autoconf automake libtool pkg-config curl openssl
       apache2 apache2-dev libapr1-dev libaprutil1-dev
       libjansson-dev libjwt-dev libhiredis-dev redis-server
       libapache2-mod-perl2 libcrypt-jwt-perl libjson-perl libwww-perl libio-socket-ssl-perl
-      libmojolicious-perl clang libclang-rt-14-dev chromium libssl-dev python3"
+      libmojolicious-perl clang libclang-rt-14-dev chromium libssl-dev python3
+      libapache2-mod-upload-progress debhelper dpkg-dev lintian fakeroot"
 # python3: t/publish_examples.t runs the Python publisher of docs/publishing.md.
 # Node.js 20 with npm for the client tests (the machine image has them;
 # Debian's own packages are the fallback).
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
+# libapache2-mod-upload-progress: the old module, which t/compat_old.t runs
+# beside this one.  Its package enables it in Debian's own apache2, which
+# the tests do not start; t/TEST.PL keeps it out of what the Apache::Test
+# server inherits from there (same module name as ours).
+# debhelper, dpkg-dev, lintian, fakeroot: scripts/deb-test.sh builds and
+# checks the Debian package (debian/).
 # libssl-dev: libcrypto headers for the tools in bench/ (the leak soak of
 # scripts/test.sh uses them).  bench/run.sh also needs nginx with nchan, the
 # peer it measures against.

@@ -13,7 +13,9 @@
 # them the leak soak (bench/soak.sh, about 80 seconds, its own httpd on
 # port 8720: 100,000 connect / receive / disconnect cycles and 100,000
 # publishes, failing when an httpd child's RSS grew by more than 5 % after
-# the first 10,000; SOAK=0 skips it).  With arguments, runs just the
+# the first 10,000; SOAK=0 skips it).  Last, as root, the Debian package
+# (scripts/deb-test.sh, about a minute: built, lintian, installed, enabled,
+# an event through Debian's own apache2, purged; DEB_TEST=0 skips it).  With arguments, runs just the
 # Apache::Test suite with them against the plain build.  Run as root, or
 # as a user who may sudo apt-get.  Ports of the node tests: UPM_TEST_PORT
 # (8660), UPM_REACT_PORT (8661), UPM_E2E_PORT (8662).
@@ -66,10 +68,10 @@ if [ "${SOAK:-1}" != 0 ]; then
     soak_pid=$!
 fi
 
-echo "== Browser client, React hooks and the demo in Chromium"
+echo "== Browser client, React hooks, their npm packages and the demo in Chromium"
 # npm devDependencies from the lockfile; the client itself has none.
 (cd clients && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-(cd clients && node --test --test-concurrency=1 js/test/ react/test/ demo/test/)
+(cd clients && node --test --test-concurrency=1 js/test/ react/test/ packages/test/ demo/test/)
 
 if [ -n "$soak_pid" ]; then
     echo "== Leak soak: 100,000 connect / receive / disconnect cycles, 100,000 publishes"
@@ -78,4 +80,11 @@ if [ -n "$soak_pid" ]; then
     cat "$soak_log"
     rm -f "$soak_log"
     [ "$soak_status" -eq 0 ] || { echo "leak soak failed ($soak_status)" >&2; exit 1; }
+fi
+
+# Last: it swaps the old module's package for ours and back, which the
+# Apache::Test suite (t/compat_old.t) must not see happen.
+if [ "${DEB_TEST:-1}" != 0 ] && [ "$(id -u)" -eq 0 ]; then
+    echo "== The Debian package: build, lintian, install, a2enmod, an event through Debian's apache2, purge"
+    scripts/deb-test.sh
 fi

@@ -1,5 +1,5 @@
 // React hooks for mod_upload_progress, on top of the dependency-free
-// client (../js/upload-progress.mjs).  React is a peer dependency; no JSX,
+// client (mod-upload-progress-client, ../js).  React is a peer dependency; no JSX,
 // so no build step is needed.
 //
 //   <UploadProgressProvider url={{ websocket: '/ws/upload-progress', sse: '/api/upload/sessions/notifications/stream' }}
@@ -10,7 +10,7 @@
 //   const { status, progress, lastEvent } = useUploadProgress({ jobId });
 //   const { status, events } = useWebSocket(projectId);
 import { createContext, createElement, useContext, useEffect, useRef, useState } from 'react';
-import { connect } from '../js/upload-progress.mjs';
+import { connect } from 'mod-upload-progress-client';
 
 const Ctx = createContext(null);
 

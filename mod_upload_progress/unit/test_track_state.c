@@ -222,62 +222,84 @@ static void test_report(apr_pool_t *p)
     UPM_CHECK_INT(json_object_size(j), 2);
     json_decref(j);
 
+    /* Begun, no byte yet: the old module's bare "starting". */
     i = upm_track_begin(t, "abc", "u", 1000, t0, STALE, &g);
     upm_track_lookup(t, "abc", "u", t0, &s);
-    j = parse(upm_track_report_json(p, "abc", &s, t0));
-    UPM_CHECK_STR(json_string_value(json_object_get(j, "state")), "starting");
-    UPM_CHECK_INT(json_integer_value(json_object_get(j, "size")), 1000);
-    UPM_CHECK_INT(json_integer_value(json_object_get(j, "received")), 0);
+    UPM_CHECK_STR(upm_track_report_json(p, "abc", &s, t0),
+                  "{\"state\":\"starting\",\"uuid\":\"abc\"}");
+
+    /* 250 of 1000 bytes, read last and asked at 1.5 s:
+     * speed over whole seconds (250 / 1), eta the Unix time of the end at
+     * that speed (t0 + 1000 / 250), seconds_left from the exact rate
+     * (750 / 166.67 = 4.5, rounded up). */
+    upm_track_update(t, i, g, 250, t0 + SEC(1) + 500000);
+    upm_track_lookup(t, "abc", "u", t0 + SEC(1) + 900000, &s);
+    UPM_CHECK_STR(upm_track_report_json(p, "abc", &s, t0 + SEC(1) + 500000),
+                  "{\"state\":\"uploading\",\"received\":250,\"size\":1000,\"speed\":250,"
+                  "\"started_at\":1700000000,\"eta\":1700000004,\"seconds_left\":5,"
+                  "\"uuid\":\"abc\"}");
+    /* An eta already past reads now + 1, as in the old module. */
+    j = parse(upm_track_report_json(p, "abc", &s, t0 + SEC(9)));
+    UPM_CHECK_INT(json_integer_value(json_object_get(j, "eta")), 1700000010);
     json_decref(j);
 
-    upm_track_update(t, i, g, 250, t0 + SEC(1));
-    upm_track_lookup(t, "abc", "u", t0 + SEC(1), &s);
-    j = parse(upm_track_report_json(p, "abc", &s, t0 + SEC(1)));
-    UPM_CHECK_STR(json_string_value(json_object_get(j, "state")), "uploading");
-    UPM_CHECK_INT(json_integer_value(json_object_get(j, "received")), 250);
-    UPM_CHECK_INT(json_integer_value(json_object_get(j, "size")), 1000);
-    UPM_CHECK_INT(json_integer_value(json_object_get(j, "speed")), 250);
-    UPM_CHECK_INT(json_integer_value(json_object_get(j, "started_at")), 1700000000);
-    UPM_CHECK_INT(json_integer_value(json_object_get(j, "eta")), 3);
-    UPM_CHECK_STR(json_string_value(json_object_get(j, "uuid")), "abc");
-    UPM_CHECK(json_object_get(j, "status") == NULL);
-    json_decref(j);
-
-    upm_track_finish(t, i, g, 1, 200, -1, 1000, t0 + SEC(2), SEC(60));
+    /* Done: completed_at is when the request ended (2.7 s), speed is to
+     * the last byte read (2.2 s: 1000 / 2); no eta. */
+    upm_track_update(t, i, g, 1000, t0 + SEC(2) + 200000);
+    upm_track_finish(t, i, g, 1, 200, -1, 1000, t0 + SEC(2) + 700000, SEC(60));
     upm_track_lookup(t, "abc", "u", t0 + SEC(30), &s);
-    j = parse(upm_track_report_json(p, "abc", &s, t0 + SEC(30)));
-    UPM_CHECK_STR(json_string_value(json_object_get(j, "state")), "done");
-    UPM_CHECK_INT(json_integer_value(json_object_get(j, "received")), 1000);
-    UPM_CHECK_INT(json_integer_value(json_object_get(j, "size")), 1000);
-    /* Speed of a finished upload is over its own duration, not to now. */
-    UPM_CHECK_INT(json_integer_value(json_object_get(j, "speed")), 500);
-    UPM_CHECK_INT(json_integer_value(json_object_get(j, "eta")), 0);
+    UPM_CHECK_STR(upm_track_report_json(p, "abc", &s, t0 + SEC(30)),
+                  "{\"state\":\"done\",\"received\":1000,\"size\":1000,\"speed\":500,"
+                  "\"started_at\":1700000000,\"completed_at\":1700000002,\"uuid\":\"abc\"}");
+
+    /* Within the first second the old module's speed is 0 and its eta
+     * now + 1. */
+    i = upm_track_begin(t, "fst", "u", 1000, t0, STALE, &g);
+    upm_track_update(t, i, g, 100, t0 + 300000);
+    upm_track_lookup(t, "fst", "u", t0 + 400000, &s);
+    j = parse(upm_track_report_json(p, "fst", &s, t0 + 400000));
+    UPM_CHECK_INT(json_integer_value(json_object_get(j, "speed")), 0);
+    UPM_CHECK_INT(json_integer_value(json_object_get(j, "eta")), 1700000001);
+    UPM_CHECK_INT(json_integer_value(json_object_get(j, "seconds_left")), 4);
     json_decref(j);
 
-    /* Chunked: size is what arrived, eta unknown; at the end the size. */
+    /* Chunked: size is what arrived, so the end is now (eta now + 1) and
+     * seconds_left unknown; at the end the size. */
     i = upm_track_begin(t, "chk", "u", -1, t0, STALE, &g);
-    upm_track_update(t, i, g, 300, t0 + SEC(1));
-    upm_track_lookup(t, "chk", "u", t0 + SEC(1), &s);
-    j = parse(upm_track_report_json(p, "chk", &s, t0 + SEC(1)));
+    upm_track_update(t, i, g, 300, t0 + SEC(2));
+    upm_track_lookup(t, "chk", "u", t0 + SEC(2), &s);
+    j = parse(upm_track_report_json(p, "chk", &s, t0 + SEC(2)));
     UPM_CHECK_STR(json_string_value(json_object_get(j, "state")), "uploading");
     UPM_CHECK_INT(json_integer_value(json_object_get(j, "size")), 300);
-    UPM_CHECK(json_is_null(json_object_get(j, "eta")));
+    UPM_CHECK_INT(json_integer_value(json_object_get(j, "speed")), 150);
+    UPM_CHECK_INT(json_integer_value(json_object_get(j, "eta")), 1700000003);
+    UPM_CHECK(json_is_null(json_object_get(j, "seconds_left")));
     json_decref(j);
     upm_track_finish(t, i, g, 1, 201, -1, 700, t0 + SEC(2), SEC(60));
     upm_track_lookup(t, "chk", "u", t0 + SEC(2), &s);
     UPM_CHECK_INT(s.size, 700);
 
-    /* Error: status and reason. */
+    /* Error: the old module's status, then our reason and figures; no
+     * speed, times or eta. */
     i = upm_track_begin(t, "err", "u", 5000, t0, STALE, &g);
     upm_track_finish(t, i, g, 0, 413, UPM_UF_TOO_LARGE, 0, t0 + SEC(1), SEC(60));
     upm_track_lookup(t, "err", "u", t0 + SEC(1), &s);
-    j = parse(upm_track_report_json(p, "err", &s, t0 + SEC(1)));
-    UPM_CHECK_STR(json_string_value(json_object_get(j, "state")), "error");
-    UPM_CHECK_INT(json_integer_value(json_object_get(j, "status")), 413);
-    UPM_CHECK_STR(json_string_value(json_object_get(j, "reason")), "too_large");
-    UPM_CHECK_INT(json_integer_value(json_object_get(j, "size")), 5000);
-    UPM_CHECK(json_is_null(json_object_get(j, "eta")));
-    json_decref(j);
+    UPM_CHECK_STR(upm_track_report_json(p, "err", &s, t0 + SEC(1)),
+                  "{\"state\":\"error\",\"status\":413,\"reason\":\"too_large\","
+                  "\"received\":0,\"size\":5000,\"uuid\":\"err\"}");
+}
+
+static void test_old_math(void)
+{
+    UPM_CHECK_INT(upm_track_old_speed(1000, SEC(10), SEC(12)), 500);
+    /* Whole seconds: 10.9 -> 12.1 is 2 s, 10.1 -> 10.9 is 0 s. */
+    UPM_CHECK_INT(upm_track_old_speed(1000, SEC(10) + 900000, SEC(12) + 100000), 500);
+    UPM_CHECK_INT(upm_track_old_speed(1000, SEC(10) + 100000, SEC(10) + 900000), 0);
+    UPM_CHECK_INT(upm_track_old_speed(0, SEC(10), SEC(20)), 0);
+    UPM_CHECK_INT(upm_track_old_speed(1000, SEC(10), SEC(9)), 0);  /* clock went back */
+    UPM_CHECK_INT(upm_track_old_eta(1000, 100, SEC(50), SEC(52)), 60);
+    UPM_CHECK_INT(upm_track_old_eta(1000, 100, SEC(50), SEC(60)), 61);
+    UPM_CHECK_INT(upm_track_old_eta(1000, 0, SEC(50), SEC(52)), 53);
 }
 
 int main(void)
@@ -290,6 +312,7 @@ int main(void)
     test_eviction(p);
     test_math();
     test_report(p);
+    test_old_math();
     apr_pool_destroy(p);
     apr_terminate();
     UPM_TEST_DONE("track_state");

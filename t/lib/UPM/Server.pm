@@ -1,6 +1,7 @@
 package UPM::Server;
-# A second httpd with the built module, for tests that need a server
-# configured unlike the Apache::Test one (TLS here).  Loopback only; stopped
+# A second httpd with the built module (or, with so =>, another module
+# named upload_progress_module), for tests that need a server configured
+# unlike the Apache::Test one (TLS here).  Loopback only; stopped
 # by stop() or when the object goes away.
 use strict;
 use warnings;
@@ -24,7 +25,10 @@ sub new {
     chomp(my $sbin = `$apxs -q SBINDIR`);
     chomp(my $prog = `$apxs -q PROGNAME`);
     # make check-asan points these at the sanitized build and its wrapper.
-    my $so = $ENV{UPM_TEST_SO} || "$t/../mod_upload_progress/.libs/mod_upload_progress.so";
+    # so: another module under the same name (t/compat_old.t: the old one),
+    # httpd: another binary for it (the plain one, not make check-asan's).
+    my $so = $a{so} || $ENV{UPM_TEST_SO}
+        || "$t/../mod_upload_progress/.libs/mod_upload_progress.so";
     my $user = $> == 0 ? "User nobody\nGroup nogroup\n" : '';
     if ($> == 0) {
         system('chown', '-R', 'nobody', "$root/run");
@@ -54,7 +58,7 @@ CONF
     print $fh $conf;
     close $fh;
     my $self = bless { root => $root, port => $a{port},
-                       httpd => $ENV{UPM_TEST_HTTPD} || "$sbin/$prog" }, $class;
+                       httpd => $a{httpd} || $ENV{UPM_TEST_HTTPD} || "$sbin/$prog" }, $class;
     system($self->{httpd}, '-f', "$root/httpd.conf", '-k', 'start') == 0
         or die "cannot start httpd on port $a{port} (see $root/logs/error_log)";
     my $t0 = time;

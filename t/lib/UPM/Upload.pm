@@ -5,7 +5,8 @@ package UPM::Upload;
 # close the connection mid-body.  Every wait is bounded.
 #
 #   my $u = UPM::Upload->start('/track/upload.pl', size => 262144,
-#                              token => $t, id => 'up-1', chunked => 0);
+#                              token => $t, id => 'up-1', chunked => 0,
+#                              port => $p);     # default: the test server
 #   $u->send(65536);                    # the next 64 KB
 #   $u->send_all(piece => 16384, pause => 0.05);
 #   my $res = $u->response(10);         # { status, headers, body, json }
@@ -27,15 +28,16 @@ sub start {
         size => $size, sent => 0, chunked => $o{chunked} ? 1 : 0,
         buf => '', seed => $o{seed} // 7,
     }, $class;
+    my $port = $o{port} || UPM::Test::port();
     my $sock = IO::Socket::INET->new(
-        PeerAddr => '127.0.0.1', PeerPort => UPM::Test::port(),
+        PeerAddr => '127.0.0.1', PeerPort => $port,
         Proto => 'tcp', Timeout => 5,
     ) or die "connect: $!";
     setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1);
     $self->{sock} = $sock;
 
     my $method = $o{method} || 'POST';
-    my $req = "$method $path HTTP/1.1\r\nHost: 127.0.0.1:" . UPM::Test::port() . "\r\n";
+    my $req = "$method $path HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n";
     $req .= "Authorization: Bearer $o{token}\r\n" if defined $o{token};
     $req .= "X-Progress-ID: $o{id}\r\n" if defined $o{id};
     $req .= "Content-Type: application/octet-stream\r\n";
