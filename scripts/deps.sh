@@ -6,7 +6,8 @@ PKGS="build-essential autoconf automake libtool pkg-config curl openssl libcurl4
       apache2 apache2-dev libapr1-dev libaprutil1-dev
       libjansson-dev libjwt-dev libhiredis-dev redis-server
       libapache2-mod-perl2 libcrypt-jwt-perl libjson-perl libwww-perl libio-socket-ssl-perl
-      libmojolicious-perl clang libclang-rt-14-dev chromium libssl-dev"
+      libmojolicious-perl libapache2-mod-auth-openidc clang libclang-rt-14-dev chromium libssl-dev"
+# libapache2-mod-auth-openidc: t/openidc.t puts it in front of the streams.
 # libcurl4-openssl-dev: the module fetches JWKS from identity providers
 # with libcurl (certificate verification through OpenSSL).
 # Node.js 20 with npm for the client tests (the machine image has them;
