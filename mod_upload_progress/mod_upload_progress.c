@@ -14,6 +14,7 @@
 #include "upm_config.h"
 #include "upm_handlers.h"
 #include "upm_hub.h"
+#include "upm_jwks_fetch.h"
 #include "upm_track.h"
 #include "upm_reactor.h"
 #include "upm_redis.h"
@@ -62,6 +63,7 @@ static void upm_register_hooks(apr_pool_t *p)
 {
     upm_auth_register_hooks(p);
     upm_refusal_register_hooks(p);
+    upm_jwks_fetch_register_hooks(p);
     upm_reactor_register_hooks(p);
     ap_hook_post_config(upm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(upm_child_init, NULL, NULL, APR_HOOK_MIDDLE);

@@ -1,6 +1,7 @@
 #include "upm_auth.h"
 #include "upm_config.h"
 #include "upm_jwt.h"
+#include "upm_jwks_fetch.h"
 #include "upm_stats.h"
 #include "upm_refusal.h"
 
@@ -231,9 +232,10 @@ static int upm_check_authn(request_rec *r)
         return DECLINED;
     }
     d = ap_get_module_config(r->per_dir_config, &upload_progress_module);
-    if (!d->keys || d->keys->nelts == 0) {
+    if ((!d->keys || d->keys->nelts == 0) && (!d->jwks || d->jwks->nelts == 0)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(13003)
-                      "AuthType JWT for %s but no UploadProgressJWTKey configured", r->uri);
+                      "AuthType JWT for %s but no UploadProgressJWTKey or UploadProgressJWKS "
+                      "configured", r->uri);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     token = find_token(r, d, &source);
@@ -247,7 +249,13 @@ static int upm_check_authn(request_rec *r)
     pol.allow_no_exp = !upm_conf_require_exp(d);
     pol.max_age = upm_conf_max_age(d);
     memset(&res, 0, sizeof(res));
-    st = upm_jwt_verify(r->pool, token, d->keys, &pol, apr_time_sec(apr_time_now()), &res);
+    st = upm_jwt_verify(r->pool, token, upm_jwks_fetch_keys(r->pool, d->keys, d->jwks),
+                        &pol, apr_time_sec(apr_time_now()), &res);
+    if (st == UPM_JWT_UNKNOWN_KID) {
+        /* Perhaps the provider rotated since the last fetch: this request
+         * is refused now, the next one may find the new key. */
+        upm_jwks_fetch_unknown_kid(d->jwks);
+    }
     if (st != UPM_JWT_OK) {
         return deny(r, st, source);
     }

@@ -1,5 +1,6 @@
 #include "upm_config.h"
 #include "upm_jwt.h"
+#include "upm_jwks_fetch.h"
 #include "upm_event.h"
 #include "upm_track_state.h"
 #include "upm_ws_frame.h"
@@ -88,6 +89,7 @@ void *upm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     /* Keys replace rather than accumulate: a location that names its own
      * keys must not silently also trust its parent's. */
     MERGE_PTR(keys);
+    MERGE_PTR(jwks);
     MERGE_PTR(issuer);
     MERGE_PTR(publish_rate);
     MERGE_PTR(audience);
@@ -557,6 +559,33 @@ static const char *add_key(cmd_parms *cmd, void *dv, const char *alg,
     return NULL;
 }
 
+static const char *add_jwks(cmd_parms *cmd, void *dv, int argc, char *const argv[])
+{
+    upm_dir_conf *d = dv;
+    const char *err;
+    int ix, i;
+
+    if ((err = upm_jwks_fetch_source_add(cmd, argc, argv, d->issuer, &ix))) {
+        return err;
+    }
+    if (!d->jwks) {
+        d->jwks = apr_array_make(cmd->pool, 2, sizeof(int));
+    }
+    for (i = 0; i < d->jwks->nelts; i++) {
+        if (APR_ARRAY_IDX(d->jwks, i, int) == ix) {
+            return NULL;
+        }
+    }
+    APR_ARRAY_PUSH(d->jwks, int) = ix;
+    return NULL;
+}
+
+static const char *set_jwks_cache(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    return err ? err : upm_jwks_fetch_set_cache(cmd, arg);
+}
+
 /* ---- upload tracking and the old module's directives ---------------- */
 
 static const char *set_track(cmd_parms *cmd, void *dv, const char *arg)
@@ -921,6 +950,12 @@ const command_rec upm_cmds[] = {
                   "0 = no limit); more get 429"),
     AP_INIT_TAKE23("UploadProgressJWTKey", add_key, NULL, OR_AUTHCFG | RSRC_CONF,
                    "ALG SOURCE [KID]: a verification key; SOURCE is file:PATH, env:NAME or a path"),
+    AP_INIT_TAKE_ARGV("UploadProgressJWKS", add_jwks, NULL, OR_AUTHCFG | RSRC_CONF,
+                      "SOURCE [refresh=S] [min-refresh=S] [timeout=MS] [ca=FILE] [hs=on]: "
+                      "verification keys from a JWKS (https:// URL, loopback http:// URL, "
+                      "file, or discover)"),
+    AP_INIT_TAKE1("UploadProgressJWKSCache", set_jwks_cache, NULL, RSRC_CONF,
+                  "File keeping the last good JWKS of each URL source for a cold start"),
     DIR_STR("UploadProgressJWTIssuer", issuer, "Required iss claim"),
     DIR_STR("UploadProgressJWTAudience", audience, "Required aud claim"),
     AP_INIT_TAKE1("UploadProgressJWTLeeway", set_dir_int, (void *)2, OR_AUTHCFG | RSRC_CONF,

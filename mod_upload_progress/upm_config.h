@@ -66,6 +66,7 @@ typedef struct {
 
 typedef struct {
     apr_array_header_t *keys;   /* upm_jwt_key *; NULL: unset */
+    apr_array_header_t *jwks;   /* int: UploadProgressJWKS source indexes; NULL: unset */
     const char *issuer;
     const char *audience;
     int leeway;                 /* -1: unset */

@@ -2,13 +2,16 @@
 # Installs what building, running and testing the module needs on Debian 12.
 # Safe to run again: apt-get skips what is already there.
 set -eu
-PKGS="build-essential autoconf automake libtool pkg-config curl openssl
+PKGS="build-essential autoconf automake libtool pkg-config curl openssl libcurl4-openssl-dev
       apache2 apache2-dev libapr1-dev libaprutil1-dev
       libjansson-dev libjwt-dev libhiredis-dev redis-server
       libapache2-mod-perl2 libcrypt-jwt-perl libjson-perl libwww-perl libio-socket-ssl-perl
-      libmojolicious-perl clang libclang-rt-14-dev chromium libssl-dev python3
+      libmojolicious-perl libapache2-mod-auth-openidc clang libclang-rt-14-dev chromium libssl-dev python3
       libapache2-mod-upload-progress debhelper dpkg-dev lintian fakeroot"
 # python3: t/publish_examples.t runs the Python publisher of docs/publishing.md.
+# libapache2-mod-auth-openidc: t/openidc.t puts it in front of the streams.
+# libcurl4-openssl-dev: the module fetches JWKS from identity providers
+# with libcurl (certificate verification through OpenSSL).
 # Node.js 20 with npm for the client tests (the machine image has them;
 # Debian's own packages are the fallback).
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
@@ -19,7 +22,8 @@ command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 # server inherits from there (same module name as ours).
 # debhelper, dpkg-dev, lintian, fakeroot: scripts/deb-test.sh builds and
 # checks the Debian package (debian/).
-# libssl-dev: libcrypto headers for the tools in bench/ (the leak soak of
+# libssl-dev: libcrypto headers for the module (JWKS keys are built with
+# OpenSSL 3) and for the tools in bench/ (the leak soak of
 # scripts/test.sh uses them).  bench/run.sh also needs nginx with nchan, the
 # peer it measures against.
 [ "${1:-}" = bench ] && PKGS="$PKGS nginx libnginx-mod-nchan"

@@ -1,9 +1,9 @@
 #!/bin/sh
 # Builds the libFuzzer harnesses (WebSocket frames, WebSocket client
-# messages, the publish body, tokens) with clang under AddressSanitizer and
+# messages, the publish body, tokens, JWKS documents) with clang under AddressSanitizer and
 # UndefinedBehaviorSanitizer and runs each for a bounded time:
 #   scripts/fuzz.sh [SECONDS [NAME...]]   (default 60 s per harness, all)
-# NAME is ws_frame, ws_proto, publish or jwt.
+# NAME is ws_frame, ws_proto, publish, jwt or jwks.
 #
 # The seed corpus in fuzz/corpus/ is only read: new inputs go to a
 # temporary directory.  A crash leaves its input in fuzz/artifacts/ and
@@ -12,11 +12,11 @@ set -eu
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 [ $# -gt 0 ] && shift
-NAMES=${*:-ws_frame ws_proto publish jwt}
+NAMES=${*:-ws_frame ws_proto publish jwt jwks}
 for name in $NAMES; do
     case $name in
-        ws_frame|ws_proto|publish|jwt) ;;
-        *) echo "fuzz: no harness $name (ws_frame, ws_proto, publish, jwt)" >&2; exit 2 ;;
+        ws_frame|ws_proto|publish|jwt|jwks) ;;
+        *) echo "fuzz: no harness $name (ws_frame, ws_proto, publish, jwt, jwks)" >&2; exit 2 ;;
     esac
 done
 CC=${FUZZ_CC:-clang}
@@ -49,6 +49,8 @@ build publish $SRC/upm_publish_body.c $SRC/upm_event.c $SRC/upm_msg.c $SRC/upm_r
 # The harness signs tokens itself (HMAC from libcrypto, which libjwt uses).
 # shellcheck disable=SC2046
 build jwt $SRC/upm_jwt.c $(pkg-config --libs libjwt) -lcrypto
+# shellcheck disable=SC2046
+build jwks $SRC/upm_jwks.c $SRC/upm_jwt.c $(pkg-config --libs libjwt libcrypto)
 
 passed=0
 failed=0

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs every test: installs what is missing, builds, runs the C unit tests
-# (make check), fuzzes the WebSocket parsers, the publish body and token
+# (make check), fuzzes the WebSocket parsers, the publish body, JWKS and token
 # handling for a bounded time (FUZZ_SECONDS per harness, default 20; 0
 # skips), then runs the Apache::Test suite against a real httpd twice:
 # streams on the event-MPM reactor (the default), then with
