@@ -49,6 +49,7 @@ void *upm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     c->redis_max_message = add->redis_max_message >= 0 ? add->redis_max_message
                                                        : base->redis_max_message;
     c->redis_standby = add->redis_standby >= 0 ? add->redis_standby : base->redis_standby;
+    c->redis_tls = add->redis_tls ? add->redis_tls : base->redis_tls;
     c->track_slots = add->track_slots ? add->track_slots : base->track_slots;
     return c;
 }
@@ -570,6 +571,29 @@ static const char *set_redis(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
+static const char *set_redis_tls(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
+{
+    upm_redis_tls_opts *o;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    int i;
+    if (err) {
+        return err;
+    }
+    o = apr_pcalloc(cmd->pool, sizeof(*o));
+    if ((err = upm_redis_tls_opts_parse(cmd->pool, argc, argv, o))) {
+        return apr_pstrcat(cmd->pool, "UploadProgressRedisTLS: ", err, NULL);
+    }
+    /* Relative to ServerRoot, as httpd's own file directives. */
+    for (i = 0; i < 3; i++) {
+        const char **f = i == 0 ? &o->ca : i == 1 ? &o->cert : &o->key;
+        if (*f && !(*f = ap_server_root_relative(cmd->pool, *f))) {
+            return "UploadProgressRedisTLS: invalid file path";
+        }
+    }
+    srv(cmd)->redis_tls = o;
+    return NULL;
+}
+
 static const char *add_redis_pattern(cmd_parms *cmd, void *dummy, const char *arg)
 {
     upm_srv_conf *sc = srv(cmd);
@@ -684,8 +708,11 @@ const command_rec upm_cmds[] = {
     AP_INIT_TAKE2("UploadProgressEventMap", set_event_map, NULL, RSRC_CONF,
                   "Maps a domain event name to a message type"),
     AP_INIT_TAKE1("UploadProgressRedis", set_redis, NULL, RSRC_CONF,
-                  "Redis to ingest events from: redis://[[user]:password@]host[:port][/db] "
+                  "Redis to ingest events from: redis[s]://[[user]:password@]host[:port][/db] "
                   "or unix:/path[?db=N]"),
+    AP_INIT_TAKE_ARGV("UploadProgressRedisTLS", set_redis_tls, NULL, RSRC_CONF,
+                      "TLS for rediss:// URLs: [ca=FILE] [cert=FILE key=FILE] "
+                      "[servername=NAME] [verify=on|off]"),
     AP_INIT_ITERATE("UploadProgressRedisSubscribe", add_redis_pattern, NULL, RSRC_CONF,
                     "Channel patterns to PSUBSCRIBE (default upload-session:* user:* "
                     "job:* project:*)"),

@@ -50,6 +50,7 @@ typedef struct {
     int redis_backoff_max_ms;   /* -1: unset */
     apr_off_t redis_max_message;/* -1: unset */
     int redis_standby;          /* -1: unset */
+    upm_redis_tls_opts *redis_tls; /* NULL: defaults (system CAs, verify on) */
     int track_slots;            /* 0: unset */
 } upm_srv_conf;
 

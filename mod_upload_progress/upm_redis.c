@@ -15,6 +15,7 @@
  * marked as a gap. */
 #include "upm_redis.h"
 #include "upm_redis_poll.h"
+#include "upm_redis_tls.h"
 #include "upm_bus.h"
 #include "upm_config.h"
 #include "upm_ingest.h"
@@ -682,7 +683,14 @@ static void link_lost(const char *why)
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     if (L.link != LINK_DOWN) {
-        link_lost(ac->errstr[0] ? ac->errstr : (status == REDIS_OK ? "closed" : "error"));
+        const char *why = ac->errstr && ac->errstr[0] ? ac->errstr
+                          : status == REDIS_OK ? "closed" : "error";
+        if (L.link == LINK_SETUP && !L.sc->redis->tls && !L.sc->redis->is_unix) {
+            /* A TLS port drops a plain-text client at its first command. */
+            why = apr_pstrcat(L.fp, why, " before answering the link's setup (if that port "
+                              "speaks TLS, use a rediss:// URL)", NULL);
+        }
+        link_lost(why);
     }
 }
 
@@ -847,6 +855,12 @@ static void link_open(void)
         return;
     }
     upm_rpoll_attach(L.lp, ac);
+    if (u->tls && upm_redis_tls_attach(L.lp, ac, u->host) != REDIS_OK) {
+        redisAsyncFree(ac);
+        L.link = LINK_CONNECTING;
+        link_lost("TLS is not set up in this child");
+        return;
+    }
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     /* Set after attaching: it arms the write event that tells a finished
      * connect. */
@@ -1330,6 +1344,20 @@ int upm_redis_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
 
     if (!sc->redis || ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
+    }
+    if (sc->redis->tls) {
+        const char *err = upm_redis_tls_setup(pconf, s, sc->redis_tls);
+        if (err) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(14051)
+                         "UploadProgressRedis %s: %s", upm_redis_url_display(ptemp, sc->redis),
+                         err);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    else if (sc->redis_tls) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(14052)
+                     "UploadProgressRedisTLS is ignored: UploadProgressRedis %s is not a "
+                     "rediss:// URL", upm_redis_url_display(ptemp, sc->redis));
     }
     upm_stats_redis_link(UPM_REDIS_CONNECTING);
     pats = upm_conf_redis_patterns(sc, &n);

@@ -46,7 +46,7 @@ static redisReply *transact(apr_pool_t *p, upm_redis_conn *c, int n, const int *
     redisAppendCommand(ctx, "EXEC");
     for (i = 0; i < n + 2; i++) {
         void *v = NULL;
-        if (redisGetReply(ctx, &v) != REDIS_OK) {
+        if (upm_redis_conn_get_reply(c, &v) != REDIS_OK) {
             *err = apr_psprintf(p, "%s", ctx->errstr[0] ? ctx->errstr : "I/O error");
             if (rep) {
                 freeReplyObject(rep);
@@ -237,7 +237,7 @@ const char *upm_redis_stream_replay(apr_pool_t *p, const char *after,
                      "cannot resume %s from the stream: %s", after, err);
         return "redis";
     }
-    rep = redisCommand(upm_redis_conn_ctx(c), "XINFO STREAM %s", sc->redis_stream);
+    rep = upm_redis_conn_command(c, "XINFO STREAM %s", sc->redis_stream);
     if (upm_redis_parse_xinfo(rep, &xi) != 0) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(13205)
                      "cannot resume %s: XINFO STREAM %s failed: %s", after,
@@ -269,7 +269,7 @@ const char *upm_redis_stream_replay(apr_pool_t *p, const char *after,
     apr_pool_create(&bp, p);
     while (!stop) {
         size_t i;
-        rep = redisCommand(upm_redis_conn_ctx(c), "XRANGE %s (%s + COUNT %d",
+        rep = upm_redis_conn_command(c, "XRANGE %s (%s + COUNT %d",
                            sc->redis_stream, cursor, UPM_XRANGE_BATCH);
         if (!rep || rep->type != REDIS_REPLY_ARRAY) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(13206)

@@ -4,6 +4,7 @@
 #include "upm_redis.h"
 #include "upm_config.h"
 #include "upm_ingest.h"
+#include "upm_redis_tls.h"
 
 #include "http_config.h"
 #include "http_log.h"
@@ -14,6 +15,7 @@ APLOG_USE_MODULE(upload_progress);
 
 struct upm_redis_conn {
     redisContext *ctx;
+    SSL *ssl;                   /* rediss://: the socket speaks TLS */
     int uses;
 };
 
@@ -55,23 +57,31 @@ static apr_status_t rconn_make(void **res, void *params, apr_pool_t *p)
     }
     redisSetTimeout(c, tv);
     redisEnableKeepAlive(c);
+    rc = apr_pcalloc(p, sizeof(*rc));
+    rc->ctx = c;
+    if (pool.url->tls && !(rc->ssl = upm_redis_tls_connect(c, pool.url->host))) {
+        pool.last_err = apr_psprintf(p, "cannot connect: %s", ctx_error(p, c));
+        redisFree(c);
+        return APR_ECONNREFUSED;
+    }
     if (pool.url->password) {
         rep = pool.url->user
-            ? redisCommand(c, "AUTH %s %s", pool.url->user, pool.url->password)
-            : redisCommand(c, "AUTH %s", pool.url->password);
+            ? upm_redis_conn_command(rc, "AUTH %s %s", pool.url->user, pool.url->password)
+            : upm_redis_conn_command(rc, "AUTH %s", pool.url->password);
         if (!rep || rep->type == REDIS_REPLY_ERROR) {
             pool.last_err = rep ? apr_psprintf(p, "AUTH refused: %s", rep->str)
                                 : apr_psprintf(p, "AUTH failed: %s", ctx_error(p, c));
             if (rep) {
                 freeReplyObject(rep);
             }
+            upm_redis_tls_free(rc->ssl);
             redisFree(c);
             return APR_EACCES;
         }
         freeReplyObject(rep);
     }
     if (pool.url->db) {
-        rep = redisCommand(c, "SELECT %d", pool.url->db);
+        rep = upm_redis_conn_command(rc, "SELECT %d", pool.url->db);
         if (!rep || rep->type == REDIS_REPLY_ERROR) {
             pool.last_err = rep ? apr_psprintf(p, "SELECT %d refused: %s", pool.url->db,
                                                rep->str)
@@ -79,13 +89,12 @@ static apr_status_t rconn_make(void **res, void *params, apr_pool_t *p)
             if (rep) {
                 freeReplyObject(rep);
             }
+            upm_redis_tls_free(rc->ssl);
             redisFree(c);
             return APR_EINVAL;
         }
         freeReplyObject(rep);
     }
-    rc = apr_pcalloc(p, sizeof(*rc));
-    rc->ctx = c;
     *res = rc;
     return APR_SUCCESS;
 }
@@ -93,6 +102,8 @@ static apr_status_t rconn_make(void **res, void *params, apr_pool_t *p)
 static apr_status_t rconn_free(void *res, void *params, apr_pool_t *p)
 {
     upm_redis_conn *rc = res;
+    upm_redis_tls_free(rc->ssl);
+    rc->ssl = NULL;
     if (rc->ctx) {
         redisFree(rc->ctx);
         rc->ctx = NULL;
@@ -170,6 +181,34 @@ int upm_redis_conn_reused(const upm_redis_conn *c)
 redisContext *upm_redis_conn_ctx(upm_redis_conn *c)
 {
     return c->ctx;
+}
+
+int upm_redis_conn_get_reply(upm_redis_conn *c, void **reply)
+{
+    return c->ssl ? upm_redis_tls_get_reply(c->ssl, c->ctx, reply)
+                  : redisGetReply(c->ctx, reply);
+}
+
+void *upm_redis_conn_command(upm_redis_conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    void *reply = NULL;
+
+    va_start(ap, fmt);
+    if (!c->ssl) {
+        reply = redisvCommand(c->ctx, fmt, ap);
+        va_end(ap);
+        return reply;
+    }
+    if (redisvAppendCommand(c->ctx, fmt, ap) != REDIS_OK) {
+        va_end(ap);
+        return NULL;
+    }
+    va_end(ap);
+    if (upm_redis_tls_get_reply(c->ssl, c->ctx, &reply) != REDIS_OK) {
+        return NULL;
+    }
+    return reply;
 }
 
 server_rec *upm_redis_server(void)

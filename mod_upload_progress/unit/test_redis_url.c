@@ -104,10 +104,59 @@ static void test_refused(void)
         UPM_CHECK(e != NULL);
     }
     UPM_CHECK(upm_redis_url_parse(p, NULL, &u) != NULL);
-    e = upm_redis_url_parse(p, "rediss://h:6380", &u);
-    UPM_CHECK(e && strstr(e, "TLS") && strstr(e, "stunnel"));
     e = upm_redis_url_parse(p, "redis://h:70000", &u);
     UPM_CHECK(e && strstr(e, "1 to 65535"));
+}
+
+static void test_tls(void)
+{
+    upm_redis_url u;
+    upm_redis_tls_opts o;
+    const char *e;
+    char *full[] = { "ca=/etc/ca.pem", "cert=/c.pem", "key=/k.pem", "servername=r.example",
+                     "verify=off" };
+    char *only_cert[] = { "cert=/c.pem" };
+    char *twice[] = { "ca=/a", "ca=/b" };
+    char *bad_verify[] = { "verify=maybe" };
+    char *unknown[] = { "cafile=/a" };
+    char *novalue[] = { "ca" };
+    char *empty[] = { "ca=" };
+
+    UPM_CHECK(ok("rediss://u:p%40w@redis.example:6380/3", &u) == NULL);
+    UPM_CHECK_INT(u.tls, 1);
+    UPM_CHECK_STR(u.host, "redis.example");
+    UPM_CHECK_INT(u.port, 6380);
+    UPM_CHECK_INT(u.db, 3);
+    UPM_CHECK_STR(u.user, "u");
+    UPM_CHECK_STR(u.password, "p@w");
+    UPM_CHECK_STR(upm_redis_url_display(p, &u), "rediss://u:***@redis.example:6380/3");
+    UPM_CHECK(ok("REDISS://[::1]", &u) == NULL);
+    UPM_CHECK_INT(u.tls, 1);
+    UPM_CHECK_INT(u.port, 6379);
+    UPM_CHECK(ok("redis://h", &u) == NULL);
+    UPM_CHECK_INT(u.tls, 0);
+    UPM_CHECK_STR(upm_redis_url_display(p, &u), "redis://h:6379/0");
+    UPM_CHECK(upm_redis_url_parse(p, "rediss://h:0", &u) != NULL);
+
+    UPM_CHECK(upm_redis_tls_opts_parse(p, 0, NULL, &o) == NULL);
+    UPM_CHECK(o.ca == NULL && o.cert == NULL && o.servername == NULL);
+    UPM_CHECK_INT(o.verify, 1);
+    UPM_CHECK(upm_redis_tls_opts_parse(p, 5, full, &o) == NULL);
+    UPM_CHECK_STR(o.ca, "/etc/ca.pem");
+    UPM_CHECK_STR(o.cert, "/c.pem");
+    UPM_CHECK_STR(o.key, "/k.pem");
+    UPM_CHECK_STR(o.servername, "r.example");
+    UPM_CHECK_INT(o.verify, 0);
+    e = upm_redis_tls_opts_parse(p, 1, only_cert, &o);
+    UPM_CHECK(e && strstr(e, "go together"));
+    e = upm_redis_tls_opts_parse(p, 2, twice, &o);
+    UPM_CHECK(e && strstr(e, "twice"));
+    e = upm_redis_tls_opts_parse(p, 1, bad_verify, &o);
+    UPM_CHECK(e && strstr(e, "on or off"));
+    e = upm_redis_tls_opts_parse(p, 1, unknown, &o);
+    UPM_CHECK(e && strstr(e, "unknown option 'cafile'"));
+    UPM_CHECK(upm_redis_tls_opts_parse(p, 1, novalue, &o) != NULL);
+    UPM_CHECK(upm_redis_tls_opts_parse(p, 1, empty, &o) != NULL);
 }
 
 int main(void)
@@ -117,6 +166,7 @@ int main(void)
     test_tcp();
     test_unix();
     test_refused();
+    test_tls();
     apr_pool_destroy(p);
     apr_terminate();
     UPM_TEST_DONE("test_redis_url");
