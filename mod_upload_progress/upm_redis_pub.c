@@ -145,8 +145,10 @@ apr_status_t upm_redis_send(apr_pool_t *p, upm_msg *const *msgs, int n, json_t *
         return APR_EGENERAL;
     }
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)n) {
-        *err = rep->type == REDIS_REPLY_ERROR ? apr_pstrdup(p, rep->str)
-               : *err ? *err : "the transaction was aborted";
+        /* EXECABORT says only that a queued command was refused: the
+         * refusal (NOPERM of an ACL user, say) is the reason to give. */
+        *err = *err ? *err : rep->type == REDIS_REPLY_ERROR ? apr_pstrdup(p, rep->str)
+               : "the transaction was aborted";
         freeReplyObject(rep);
         upm_stats_add(UPM_ST_REDIS_PUBLISH_FAILED, 1);
         return APR_EGENERAL;
