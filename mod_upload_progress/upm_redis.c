@@ -16,6 +16,7 @@
 #include "upm_redis.h"
 #include "upm_redis_poll.h"
 #include "upm_redis_tls.h"
+#include "upm_redis_sentinel.h"
 #include "upm_bus.h"
 #include "upm_config.h"
 #include "upm_ingest.h"
@@ -98,6 +99,8 @@ static struct {
     apr_time_t down_since;
     char down_why[160];
     int kill_link;              /* close it once out of hiredis' callbacks */
+    unsigned link_epoch;        /* Sentinel: the primary's address it was made to */
+    char link_addr[280];
     int tick_lost;
 
     /* the role */
@@ -835,14 +838,50 @@ static void on_reply_check(redisAsyncContext *ac, void *r, void *priv)
     }
 }
 
+/* Sentinel: what the link reached must be the primary (a sentinel's
+ * answer may be a moment old, and a demoted primary keeps answering). */
+static void on_role(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    if (!rep || LINKNO(priv) != L.linkno) {
+        return;
+    }
+    got_reply();
+    if (!upm_redis_sentinel_is_primary(rep)) {
+        upm_redis_sentinel_stale(L.link_epoch);
+        link_lost(apr_psprintf(L.fp, "%s is not the primary (ROLE: %s)", L.link_addr,
+                               rep->type == REDIS_REPLY_ERROR ? rep->str
+                               : rep->type == REDIS_REPLY_ARRAY && rep->elements
+                                 && rep->element[0]->type == REDIS_REPLY_STRING
+                               ? rep->element[0]->str : "?"));
+        L.kill_link = 1;
+    }
+}
+
 static void link_open(void)
 {
     const upm_redis_url *u = L.sc->redis;
     redisAsyncContext *ac;
 
+    const char *host = u->host;
+    int port = u->port;
+
     L.linkno++;
     L.kill_link = 0;
-    ac = u->is_unix ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(u->host, u->port);
+    if (upm_redis_sentinel_enabled()) {
+        const char *err;
+        if (L.attempt > 0) {
+            /* The last link failed: the primary may have moved. */
+            upm_redis_sentinel_stale(L.link_epoch);
+        }
+        if ((err = upm_redis_sentinel_primary(L.fp, &host, &port, &L.link_epoch))) {
+            L.link = LINK_CONNECTING;
+            link_lost(err);
+            return;
+        }
+    }
+    apr_snprintf(L.link_addr, sizeof(L.link_addr), "%s:%d", host, port);
+    ac = u->is_unix ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(host, port);
     if (!ac) {
         link_lost("out of memory");
         return;
@@ -855,7 +894,7 @@ static void link_open(void)
         return;
     }
     upm_rpoll_attach(L.lp, ac);
-    if (u->tls && upm_redis_tls_attach(L.lp, ac, u->host) != REDIS_OK) {
+    if (u->tls && upm_redis_tls_attach(L.lp, ac, host) != REDIS_OK) {
         redisAsyncFree(ac);
         L.link = LINK_CONNECTING;
         link_lost("TLS is not set up in this child");
@@ -877,6 +916,11 @@ static void link_open(void)
         else {
             redisAsyncCommand(ac, on_reply_check, PRIV(), "AUTH %s", u->password);
         }
+        expect_reply(L.timeout);
+    }
+    if (upm_redis_sentinel_enabled()) {
+        /* Before any subscription (which allows no other command). */
+        redisAsyncCommand(ac, on_role, PRIV(), "ROLE");
         expect_reply(L.timeout);
     }
     if (L.mode == UPM_BUS_MODE_STREAM) {
@@ -1246,6 +1290,11 @@ static void *APR_THREAD_FUNC listener(apr_thread_t *thd, void *data)
         if (!wants_link() && L.link != LINK_DOWN) {
             link_close(NULL);
         }
+        else if (L.link != LINK_DOWN && upm_redis_sentinel_enabled()
+                 && L.link_epoch != upm_redis_sentinel_epoch()) {
+            link_close(apr_psprintf(L.fp, "the primary moved away from %s (Sentinel)",
+                                    L.link_addr));
+        }
         apr_pool_clear(L.fp);
     }
 
@@ -1282,6 +1331,13 @@ static apr_status_t listener_stop(void *data)
     return APR_SUCCESS;
 }
 
+static void sentinel_moved(void *baton)
+{
+    if (L.lp) {
+        upm_rpoll_wake(L.lp);
+    }
+}
+
 void upm_redis_child_init(apr_pool_t *pchild, server_rec *s)
 {
     upm_srv_conf *sc = ap_get_module_config(s->module_config, &upload_progress_module);
@@ -1292,6 +1348,7 @@ void upm_redis_child_init(apr_pool_t *pchild, server_rec *s)
         return;
     }
     enabled = 1;
+    upm_redis_sentinel_child_init(pchild, s, sentinel_moved, NULL);
     upm_redis_sync_child_init(pchild, s);
 
     memset(&L, 0, sizeof(L));
@@ -1345,7 +1402,12 @@ int upm_redis_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     if (!sc->redis || ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
-    if (sc->redis->tls) {
+    if (sc->redis_wait_replicas > 0 && !sc->redis_stream) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(14058)
+                     "UploadProgressRedisWait is ignored in pub/sub mode (a PUBLISH is "
+                     "not kept by replicas): use UploadProgressRedisStream");
+    }
+    if (sc->redis->tls || (sc->redis_sentinel && sc->redis_sentinel->tls)) {
         const char *err = upm_redis_tls_setup(pconf, s, sc->redis_tls);
         if (err) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(14051)

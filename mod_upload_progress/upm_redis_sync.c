@@ -5,6 +5,7 @@
 #include "upm_config.h"
 #include "upm_ingest.h"
 #include "upm_redis_tls.h"
+#include "upm_redis_sentinel.h"
 
 #include "http_config.h"
 #include "http_log.h"
@@ -16,6 +17,7 @@ APLOG_USE_MODULE(upload_progress);
 struct upm_redis_conn {
     redisContext *ctx;
     SSL *ssl;                   /* rediss://: the socket speaks TLS */
+    unsigned epoch;             /* Sentinel: the primary's address it was made to */
     int uses;
 };
 
@@ -43,23 +45,37 @@ static apr_status_t rconn_make(void **res, void *params, apr_pool_t *p)
     redisContext *c;
     redisReply *rep;
 
+    const char *host = pool.url->host;
+    int port = pool.url->port;
+    unsigned epoch = 0;
+
     tv.tv_sec = pool.timeout_ms / 1000;
     tv.tv_usec = (pool.timeout_ms % 1000) * 1000;
+    if (upm_redis_sentinel_enabled()) {
+        const char *err = upm_redis_sentinel_primary(p, &host, &port, &epoch);
+        if (err) {
+            pool.last_err = apr_pstrdup(p, err);
+            return APR_ECONNREFUSED;
+        }
+    }
     c = pool.url->is_unix ? redisConnectUnixWithTimeout(pool.url->path, tv)
-                          : redisConnectWithTimeout(pool.url->host, pool.url->port, tv);
+                          : redisConnectWithTimeout(host, port, tv);
     if (!c || c->err) {
-        pool.last_err = c ? apr_psprintf(p, "cannot connect: %s", c->errstr)
+        pool.last_err = c ? apr_psprintf(p, "cannot connect to %s:%d: %s", host, port,
+                                         c->errstr)
                           : "cannot connect: out of memory";
         if (c) {
             redisFree(c);
         }
+        upm_redis_sentinel_stale(epoch);
         return APR_ECONNREFUSED;
     }
     redisSetTimeout(c, tv);
     redisEnableKeepAlive(c);
     rc = apr_pcalloc(p, sizeof(*rc));
     rc->ctx = c;
-    if (pool.url->tls && !(rc->ssl = upm_redis_tls_connect(c, pool.url->host))) {
+    rc->epoch = epoch;
+    if (pool.url->tls && !(rc->ssl = upm_redis_tls_connect(c, host))) {
         pool.last_err = apr_psprintf(p, "cannot connect: %s", ctx_error(p, c));
         redisFree(c);
         return APR_ECONNREFUSED;
@@ -77,6 +93,26 @@ static apr_status_t rconn_make(void **res, void *params, apr_pool_t *p)
             upm_redis_tls_free(rc->ssl);
             redisFree(c);
             return APR_EACCES;
+        }
+        freeReplyObject(rep);
+    }
+    if (upm_redis_sentinel_enabled()) {
+        rep = upm_redis_conn_command(rc, "ROLE");
+        if (!upm_redis_sentinel_is_primary(rep)) {
+            pool.last_err = apr_psprintf(p, "%s:%d is not the primary (ROLE: %s)", host, port,
+                                         !rep ? ctx_error(p, c)
+                                         : rep->type == REDIS_REPLY_ERROR ? rep->str
+                                         : rep->type == REDIS_REPLY_ARRAY && rep->elements
+                                           && rep->element[0]->type == REDIS_REPLY_STRING
+                                         ? rep->element[0]->str : "?");
+            pool.last_err = apr_pstrdup(p, pool.last_err);
+            if (rep) {
+                freeReplyObject(rep);
+            }
+            upm_redis_sentinel_stale(epoch);
+            upm_redis_tls_free(rc->ssl);
+            redisFree(c);
+            return APR_ECONNREFUSED;
         }
         freeReplyObject(rep);
     }
@@ -151,6 +187,12 @@ upm_redis_conn *upm_redis_acquire(const char **err)
         return NULL;
     }
     rv = apr_reslist_acquire(pool.rl, &res);
+    if (rv == APR_SUCCESS && upm_redis_sentinel_enabled()
+        && ((upm_redis_conn *)res)->epoch != upm_redis_sentinel_epoch()) {
+        /* Made to a primary that has been replaced since. */
+        apr_reslist_invalidate(pool.rl, res);
+        rv = apr_reslist_acquire(pool.rl, &res);
+    }
     if (rv != APR_SUCCESS) {
         if (rv == APR_ETIMEDOUT || APR_STATUS_IS_TIMEUP(rv)) {
             *err = "every Redis connection of this child is busy";
@@ -166,6 +208,8 @@ upm_redis_conn *upm_redis_acquire(const char **err)
 void upm_redis_release(upm_redis_conn *c, int broken)
 {
     if (broken || c->ctx->err) {
+        /* A primary that fails may have been replaced. */
+        upm_redis_sentinel_stale(c->epoch);
         apr_reslist_invalidate(pool.rl, c);
         return;
     }
@@ -181,6 +225,15 @@ int upm_redis_conn_reused(const upm_redis_conn *c)
 redisContext *upm_redis_conn_ctx(upm_redis_conn *c)
 {
     return c->ctx;
+}
+
+void upm_redis_conn_set_timeout(upm_redis_conn *c, int ms)
+{
+    struct timeval tv;
+    ms = ms > 0 ? ms : pool.timeout_ms;
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    redisSetTimeout(c->ctx, tv);
 }
 
 int upm_redis_conn_get_reply(upm_redis_conn *c, void **reply)

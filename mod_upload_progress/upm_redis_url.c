@@ -305,3 +305,61 @@ const char *upm_redis_tls_opts_parse(apr_pool_t *p, int argc, char *const *argv,
     }
     return NULL;
 }
+
+const char *upm_redis_sentinel_parse(apr_pool_t *p, int argc, char *const *argv,
+                                     upm_redis_sentinel_conf *o)
+{
+    int i;
+    memset(o, 0, sizeof(*o));
+    if (argc < 2) {
+        return "needs the master name and at least one sentinel host:port";
+    }
+    if (!*argv[0] || strlen(argv[0]) > 128 || strpbrk(argv[0], " \t\r\n=:")) {
+        return apr_psprintf(p, "'%s' is not a master name", argv[0]);
+    }
+    o->master = apr_pstrdup(p, argv[0]);
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *eq = strchr(a, '='), *err = NULL;
+        if (eq) {
+            apr_size_t kl = (apr_size_t)(eq - a);
+            const char *v = eq + 1;
+            if (kl == 4 && strncmp(a, "user", 4) == 0 && *v) {
+                o->user = apr_pstrdup(p, v);
+            }
+            else if (kl == 8 && strncmp(a, "password", 8) == 0 && *v) {
+                o->password = apr_pstrdup(p, v);
+            }
+            else if (kl == 3 && strncmp(a, "tls", 3) == 0
+                     && (strcasecmp(v, "on") == 0 || strcasecmp(v, "off") == 0)) {
+                o->tls = strcasecmp(v, "on") == 0;
+            }
+            else {
+                return apr_psprintf(p, "unknown or empty option '%s' (user=, password=, "
+                                    "tls=on|off)", a);
+            }
+            continue;
+        }
+        if (o->n == UPM_SENTINEL_MAX) {
+            return apr_psprintf(p, "at most %d sentinels", UPM_SENTINEL_MAX);
+        }
+        {
+            /* host[:port], IPv6 in []: the URL parser knows these. */
+            upm_redis_url u;
+            memset(&u, 0, sizeof(u));
+            u.port = UPM_SENTINEL_DEFAULT_PORT;
+            if ((err = parse_tcp(p, a, &u)) || u.password || u.db || strchr(a, '/')) {
+                return apr_psprintf(p, "'%s' is not a sentinel host:port", a);
+            }
+            o->host[o->n] = u.host;
+            o->port[o->n] = u.port;
+            o->n++;
+        }
+    }
+    if (o->n == 0) {
+        return "needs at least one sentinel host:port";
+    }
+    if (o->user && !o->password) {
+        return "user= needs password=";
+    }
+    return NULL;
+}

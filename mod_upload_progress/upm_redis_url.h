@@ -43,4 +43,20 @@ const char *upm_redis_url_parse(apr_pool_t *p, const char *s, upm_redis_url *out
 /* The URL for log lines, the password replaced by "***". */
 const char *upm_redis_url_display(apr_pool_t *p, const upm_redis_url *u);
 
+/* UploadProgressRedisSentinel MASTER-NAME host:port [host:port ...]
+ * [user=U] [password=P] [tls=on|off] */
+#define UPM_SENTINEL_MAX 16
+#define UPM_SENTINEL_DEFAULT_PORT 26379
+typedef struct upm_redis_sentinel_conf {
+    const char *master;
+    int n;
+    const char *host[UPM_SENTINEL_MAX];
+    int port[UPM_SENTINEL_MAX];
+    const char *user, *password;    /* the sentinels' own AUTH */
+    int tls;                        /* the sentinels speak TLS (UploadProgressRedisTLS) */
+} upm_redis_sentinel_conf;
+
+const char *upm_redis_sentinel_parse(apr_pool_t *p, int argc, char *const *argv,
+                                     upm_redis_sentinel_conf *out);
+
 #endif

@@ -159,6 +159,40 @@ static void test_tls(void)
     UPM_CHECK(upm_redis_tls_opts_parse(p, 1, empty, &o) != NULL);
 }
 
+static void test_sentinel(void)
+{
+    upm_redis_sentinel_conf o;
+    const char *e;
+    char *good[] = { "mymaster", "127.0.0.1:26480", "s2.example", "[::1]:26481",
+                     "password=pw", "tls=on" };
+    char *none[] = { "mymaster", "password=pw" };
+    char *badport[] = { "mymaster", "h:99999" };
+    char *badname[] = { "my master", "h:1" };
+    char *useronly[] = { "m", "h:1", "user=u" };
+    char *unknown[] = { "m", "h:1", "auth=x" };
+
+    UPM_CHECK(upm_redis_sentinel_parse(p, 6, good, &o) == NULL);
+    UPM_CHECK_STR(o.master, "mymaster");
+    UPM_CHECK_INT(o.n, 3);
+    UPM_CHECK_STR(o.host[0], "127.0.0.1");
+    UPM_CHECK_INT(o.port[0], 26480);
+    UPM_CHECK_STR(o.host[1], "s2.example");
+    UPM_CHECK_INT(o.port[1], 26379);
+    UPM_CHECK_STR(o.host[2], "::1");
+    UPM_CHECK_INT(o.port[2], 26481);
+    UPM_CHECK_STR(o.password, "pw");
+    UPM_CHECK(o.user == NULL);
+    UPM_CHECK_INT(o.tls, 1);
+    e = upm_redis_sentinel_parse(p, 2, none, &o);
+    UPM_CHECK(e && strstr(e, "at least one sentinel"));
+    UPM_CHECK(upm_redis_sentinel_parse(p, 2, badport, &o) != NULL);
+    UPM_CHECK(upm_redis_sentinel_parse(p, 2, badname, &o) != NULL);
+    UPM_CHECK(upm_redis_sentinel_parse(p, 3, useronly, &o) != NULL);
+    e = upm_redis_sentinel_parse(p, 3, unknown, &o);
+    UPM_CHECK(e && strstr(e, "auth=x"));
+    UPM_CHECK(upm_redis_sentinel_parse(p, 1, good, &o) != NULL);
+}
+
 int main(void)
 {
     apr_initialize();
@@ -167,6 +201,7 @@ int main(void)
     test_unix();
     test_refused();
     test_tls();
+    test_sentinel();
     apr_pool_destroy(p);
     apr_terminate();
     UPM_TEST_DONE("test_redis_url");
