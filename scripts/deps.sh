@@ -4,15 +4,16 @@
 set -eu
 PKGS="build-essential autoconf automake libtool pkg-config curl openssl
       apache2 apache2-dev libapr1-dev libaprutil1-dev
-      libjansson-dev libjwt-dev libhiredis-dev redis-server
+      libjansson-dev libjwt-dev libhiredis-dev redis-server redis-sentinel
       libapache2-mod-perl2 libcrypt-jwt-perl libjson-perl libwww-perl libio-socket-ssl-perl
       libmojolicious-perl clang libclang-rt-14-dev chromium libssl-dev"
 # Node.js 20 with npm for the client tests (the machine image has them;
 # Debian's own packages are the fallback).
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
-# libssl-dev: libcrypto headers for the tools in bench/ (the leak soak of
-# scripts/test.sh uses them).  bench/run.sh also needs nginx with nchan, the
+# libssl-dev: OpenSSL for the module's rediss:// links, and libcrypto for
+# the tools in bench/ (the leak soak of scripts/test.sh uses them).
+# redis-sentinel: t/redis_sentinel.t.  bench/run.sh also needs nginx with nchan, the
 # peer it measures against.
 [ "${1:-}" = bench ] && PKGS="$PKGS nginx libnginx-mod-nchan"
 missing=""
@@ -32,4 +33,5 @@ DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recomme
 # start their own instances on loopback.
 $SUDO service apache2 stop >/dev/null 2>&1 || true
 $SUDO service redis-server stop >/dev/null 2>&1 || true
+$SUDO service redis-sentinel stop >/dev/null 2>&1 || true
 $SUDO service nginx stop >/dev/null 2>&1 || true
