@@ -26,6 +26,7 @@ void *upm_create_srv_conf(apr_pool_t *p, server_rec *s)
     c->redis_backoff_max_ms = -1;
     c->redis_max_message = -1;
     c->redis_standby = -1;
+    c->redis_wait_replicas = -1;
     return c;
 }
 
@@ -53,6 +54,16 @@ void *upm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     c->redis_max_message = add->redis_max_message >= 0 ? add->redis_max_message
                                                        : base->redis_max_message;
     c->redis_standby = add->redis_standby >= 0 ? add->redis_standby : base->redis_standby;
+    c->redis_tls = add->redis_tls ? add->redis_tls : base->redis_tls;
+    c->redis_sentinel = add->redis_sentinel ? add->redis_sentinel : base->redis_sentinel;
+    if (add->redis_wait_replicas >= 0) {
+        c->redis_wait_replicas = add->redis_wait_replicas;
+        c->redis_wait_ms = add->redis_wait_ms;
+    }
+    else {
+        c->redis_wait_replicas = base->redis_wait_replicas;
+        c->redis_wait_ms = base->redis_wait_ms;
+    }
     c->track_slots = add->track_slots ? add->track_slots : base->track_slots;
     return c;
 }
@@ -707,6 +718,64 @@ static const char *set_redis(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
+static const char *set_redis_tls(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
+{
+    upm_redis_tls_opts *o;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    int i;
+    if (err) {
+        return err;
+    }
+    o = apr_pcalloc(cmd->pool, sizeof(*o));
+    if ((err = upm_redis_tls_opts_parse(cmd->pool, argc, argv, o))) {
+        return apr_pstrcat(cmd->pool, "UploadProgressRedisTLS: ", err, NULL);
+    }
+    /* Relative to ServerRoot, as httpd's own file directives. */
+    for (i = 0; i < 3; i++) {
+        const char **f = i == 0 ? &o->ca : i == 1 ? &o->cert : &o->key;
+        if (*f && !(*f = ap_server_root_relative(cmd->pool, *f))) {
+            return "UploadProgressRedisTLS: invalid file path";
+        }
+    }
+    srv(cmd)->redis_tls = o;
+    return NULL;
+}
+
+static const char *set_redis_sentinel(cmd_parms *cmd, void *dummy, int argc,
+                                      char *const argv[])
+{
+    upm_redis_sentinel_conf *o;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    o = apr_pcalloc(cmd->pool, sizeof(*o));
+    if ((err = upm_redis_sentinel_parse(cmd->pool, argc, argv, o))) {
+        return apr_pstrcat(cmd->pool, "UploadProgressRedisSentinel: ", err, NULL);
+    }
+    srv(cmd)->redis_sentinel = o;
+    return NULL;
+}
+
+static const char *set_redis_wait(cmd_parms *cmd, void *dummy, const char *n,
+                                  const char *ms)
+{
+    upm_srv_conf *sc = srv(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long r, t;
+    if (err) {
+        return err;
+    }
+    if ((err = parse_int(n, 0, 64, &r, "UploadProgressRedisWait REPLICAS", cmd->pool))
+        || (err = parse_int(ms, 1, 60000, &t, "UploadProgressRedisWait TIMEOUT_MS",
+                            cmd->pool))) {
+        return err;
+    }
+    sc->redis_wait_replicas = (int)r;
+    sc->redis_wait_ms = (int)t;
+    return NULL;
+}
+
 static const char *add_redis_pattern(cmd_parms *cmd, void *dummy, const char *arg)
 {
     upm_srv_conf *sc = srv(cmd);
@@ -905,8 +974,17 @@ const command_rec upm_cmds[] = {
     AP_INIT_TAKE2("UploadProgressEventMap", set_event_map, NULL, RSRC_CONF,
                   "Maps a domain event name to a message type"),
     AP_INIT_TAKE1("UploadProgressRedis", set_redis, NULL, RSRC_CONF,
-                  "Redis to ingest events from: redis://[[user]:password@]host[:port][/db] "
+                  "Redis to ingest events from: redis[s]://[[user]:password@]host[:port][/db] "
                   "or unix:/path[?db=N]"),
+    AP_INIT_TAKE_ARGV("UploadProgressRedisTLS", set_redis_tls, NULL, RSRC_CONF,
+                      "TLS for rediss:// URLs: [ca=FILE] [cert=FILE key=FILE] "
+                      "[servername=NAME] [verify=on|off]"),
+    AP_INIT_TAKE_ARGV("UploadProgressRedisSentinel", set_redis_sentinel, NULL, RSRC_CONF,
+                      "MASTER-NAME host:port [host:port ...] [user=U] [password=P] "
+                      "[tls=on]: find the Redis primary through these sentinels"),
+    AP_INIT_TAKE2("UploadProgressRedisWait", set_redis_wait, NULL, RSRC_CONF,
+                  "REPLICAS TIMEOUT_MS: Streams mode, the publish endpoint answers 202 only "
+                  "once this many replicas have the events (WAIT)"),
     AP_INIT_ITERATE("UploadProgressRedisSubscribe", add_redis_pattern, NULL, RSRC_CONF,
                     "Channel patterns to PSUBSCRIBE (default upload-session:* user:* "
                     "job:* project:*)"),

@@ -61,6 +61,10 @@ typedef struct {
     int redis_backoff_max_ms;   /* -1: unset */
     apr_off_t redis_max_message;/* -1: unset */
     int redis_standby;          /* -1: unset */
+    upm_redis_tls_opts *redis_tls; /* NULL: defaults (system CAs, verify on) */
+    upm_redis_sentinel_conf *redis_sentinel; /* NULL: the URL's host is the primary */
+    int redis_wait_replicas;    /* -1: unset; 0: no WAIT */
+    int redis_wait_ms;
     int track_slots;            /* 0: unset */
 } upm_srv_conf;
 

@@ -15,6 +15,8 @@
  * marked as a gap. */
 #include "upm_redis.h"
 #include "upm_redis_poll.h"
+#include "upm_redis_tls.h"
+#include "upm_redis_sentinel.h"
 #include "upm_bus.h"
 #include "upm_config.h"
 #include "upm_ingest.h"
@@ -97,6 +99,8 @@ static struct {
     apr_time_t down_since;
     char down_why[160];
     int kill_link;              /* close it once out of hiredis' callbacks */
+    unsigned link_epoch;        /* Sentinel: the primary's address it was made to */
+    char link_addr[280];
     int tick_lost;
 
     /* the role */
@@ -690,7 +694,14 @@ static void link_lost(const char *why)
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     if (L.link != LINK_DOWN) {
-        link_lost(ac->errstr[0] ? ac->errstr : (status == REDIS_OK ? "closed" : "error"));
+        const char *why = ac->errstr && ac->errstr[0] ? ac->errstr
+                          : status == REDIS_OK ? "closed" : "error";
+        if (L.link == LINK_SETUP && !L.sc->redis->tls && !L.sc->redis->is_unix) {
+            /* A TLS port drops a plain-text client at its first command. */
+            why = apr_pstrcat(L.fp, why, " before answering the link's setup (if that port "
+                              "speaks TLS, use a rediss:// URL)", NULL);
+        }
+        link_lost(why);
     }
 }
 
@@ -835,14 +846,50 @@ static void on_reply_check(redisAsyncContext *ac, void *r, void *priv)
     }
 }
 
+/* Sentinel: what the link reached must be the primary (a sentinel's
+ * answer may be a moment old, and a demoted primary keeps answering). */
+static void on_role(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *rep = r;
+    if (!rep || LINKNO(priv) != L.linkno) {
+        return;
+    }
+    got_reply();
+    if (!upm_redis_sentinel_is_primary(rep)) {
+        upm_redis_sentinel_stale(L.link_epoch);
+        link_lost(apr_psprintf(L.fp, "%s is not the primary (ROLE: %s)", L.link_addr,
+                               rep->type == REDIS_REPLY_ERROR ? rep->str
+                               : rep->type == REDIS_REPLY_ARRAY && rep->elements
+                                 && rep->element[0]->type == REDIS_REPLY_STRING
+                               ? rep->element[0]->str : "?"));
+        L.kill_link = 1;
+    }
+}
+
 static void link_open(void)
 {
     const upm_redis_url *u = L.sc->redis;
     redisAsyncContext *ac;
 
+    const char *host = u->host;
+    int port = u->port;
+
     L.linkno++;
     L.kill_link = 0;
-    ac = u->is_unix ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(u->host, u->port);
+    if (upm_redis_sentinel_enabled()) {
+        const char *err;
+        if (L.attempt > 0) {
+            /* The last link failed: the primary may have moved. */
+            upm_redis_sentinel_stale(L.link_epoch);
+        }
+        if ((err = upm_redis_sentinel_primary(L.fp, &host, &port, &L.link_epoch))) {
+            L.link = LINK_CONNECTING;
+            link_lost(err);
+            return;
+        }
+    }
+    apr_snprintf(L.link_addr, sizeof(L.link_addr), "%s:%d", host, port);
+    ac = u->is_unix ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(host, port);
     if (!ac) {
         link_lost("out of memory");
         return;
@@ -855,6 +902,12 @@ static void link_open(void)
         return;
     }
     upm_rpoll_attach(L.lp, ac);
+    if (u->tls && upm_redis_tls_attach(L.lp, ac, host) != REDIS_OK) {
+        redisAsyncFree(ac);
+        L.link = LINK_CONNECTING;
+        link_lost("TLS is not set up in this child");
+        return;
+    }
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     /* Set after attaching: it arms the write event that tells a finished
      * connect. */
@@ -871,6 +924,11 @@ static void link_open(void)
         else {
             redisAsyncCommand(ac, on_reply_check, PRIV(), "AUTH %s", u->password);
         }
+        expect_reply(L.timeout);
+    }
+    if (upm_redis_sentinel_enabled()) {
+        /* Before any subscription (which allows no other command). */
+        redisAsyncCommand(ac, on_role, PRIV(), "ROLE");
         expect_reply(L.timeout);
     }
     if (L.mode == UPM_BUS_MODE_STREAM) {
@@ -1243,6 +1301,11 @@ static void *APR_THREAD_FUNC listener(apr_thread_t *thd, void *data)
         if (!wants_link() && L.link != LINK_DOWN) {
             link_close(NULL);
         }
+        else if (L.link != LINK_DOWN && upm_redis_sentinel_enabled()
+                 && L.link_epoch != upm_redis_sentinel_epoch()) {
+            link_close(apr_psprintf(L.fp, "the primary moved away from %s (Sentinel)",
+                                    L.link_addr));
+        }
         apr_pool_clear(L.fp);
     }
 
@@ -1279,6 +1342,13 @@ static apr_status_t listener_stop(void *data)
     return APR_SUCCESS;
 }
 
+static void sentinel_moved(void *baton)
+{
+    if (L.lp) {
+        upm_rpoll_wake(L.lp);
+    }
+}
+
 void upm_redis_child_init(apr_pool_t *pchild, server_rec *s)
 {
     upm_srv_conf *sc = ap_get_module_config(s->module_config, &upload_progress_module);
@@ -1289,6 +1359,7 @@ void upm_redis_child_init(apr_pool_t *pchild, server_rec *s)
         return;
     }
     enabled = 1;
+    upm_redis_sentinel_child_init(pchild, s, sentinel_moved, NULL);
     upm_redis_sync_child_init(pchild, s);
 
     memset(&L, 0, sizeof(L));
@@ -1341,6 +1412,25 @@ int upm_redis_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
 
     if (!sc->redis || ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
+    }
+    if (sc->redis_wait_replicas > 0 && !sc->redis_stream) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(14058)
+                     "UploadProgressRedisWait is ignored in pub/sub mode (a PUBLISH is "
+                     "not kept by replicas): use UploadProgressRedisStream");
+    }
+    if (sc->redis->tls || (sc->redis_sentinel && sc->redis_sentinel->tls)) {
+        const char *err = upm_redis_tls_setup(pconf, s, sc->redis_tls);
+        if (err) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(14051)
+                         "UploadProgressRedis %s: %s", upm_redis_url_display(ptemp, sc->redis),
+                         err);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    else if (sc->redis_tls) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(14052)
+                     "UploadProgressRedisTLS is ignored: UploadProgressRedis %s is not a "
+                     "rediss:// URL", upm_redis_url_display(ptemp, sc->redis));
     }
     upm_stats_redis_link(UPM_REDIS_CONNECTING);
     pats = upm_conf_redis_patterns(sc, &n);

@@ -34,6 +34,13 @@ void upm_redis_release(upm_redis_conn *c, int broken);
  * may just be an idle connection the server closed). */
 int upm_redis_conn_reused(const upm_redis_conn *c);
 redisContext *upm_redis_conn_ctx(upm_redis_conn *c);
+/* redisCommand and redisGetReply on a pooled connection: over TLS when it
+ * is one (commands may still be queued with redisAppendCommand* on its
+ * context).  Use these, never hiredis' own, on a pooled connection. */
+void *upm_redis_conn_command(upm_redis_conn *c, const char *fmt, ...);
+int upm_redis_conn_get_reply(upm_redis_conn *c, void **reply);
+/* The connection's read/write timeout (0: UploadProgressRedisTimeout again). */
+void upm_redis_conn_set_timeout(upm_redis_conn *c, int ms);
 /* The main server and its configuration, as the child was started with. */
 server_rec *upm_redis_server(void);
 upm_srv_conf *upm_redis_conf(void);

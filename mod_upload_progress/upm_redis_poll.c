@@ -18,6 +18,8 @@ struct upm_rpoll {
     int wake_rd, wake_wr;
     int next_id;
     apr_time_t last_read;
+    const upm_rpoll_io *io;
+    void *io_data;
     rp_timer timers[UPM_RPOLL_TIMERS];
 };
 
@@ -33,8 +35,14 @@ static void cleanup(void *d)
     /* Called from inside hiredis as it frees the context: from here on the
      * loop must not touch it. */
     upm_rpoll *lp = d;
+    const upm_rpoll_io *io = lp->io;
     lp->ac = NULL;
     lp->reading = lp->writing = 0;
+    lp->io = NULL;
+    if (io && io->detach) {
+        io->detach(lp->io_data);
+    }
+    lp->io_data = NULL;
 }
 
 /* ---- the loop ---------------------------------------------------------- */
@@ -84,6 +92,17 @@ int upm_rpoll_attach(upm_rpoll *lp, redisAsyncContext *ac)
     ac->ev.delWrite = del_write;
     ac->ev.cleanup = cleanup;
     return REDIS_OK;
+}
+
+void upm_rpoll_set_io(upm_rpoll *lp, const upm_rpoll_io *io, void *d)
+{
+    lp->io = io;
+    lp->io_data = d;
+}
+
+void upm_rpoll_mark_read(upm_rpoll *lp)
+{
+    lp->last_read = apr_time_now();
 }
 
 redisAsyncContext *upm_rpoll_context(const upm_rpoll *lp)
@@ -165,7 +184,15 @@ int upm_rpoll_run_once(upm_rpoll *lp, apr_interval_time_t max)
     pf[0].fd = lp->wake_rd;
     pf[0].events = POLLIN;
     pf[0].revents = 0;
-    if (lp->ac && (lp->reading || lp->writing)) {
+    if (lp->ac && lp->io) {
+        pf[1].events = lp->io->events(lp->io_data);
+        if (pf[1].events) {
+            pf[1].fd = lp->ac->c.fd;
+            pf[1].revents = 0;
+            n = 2;
+        }
+    }
+    else if (lp->ac && (lp->reading || lp->writing)) {
         pf[1].fd = lp->ac->c.fd;
         pf[1].events = (short)((lp->reading ? POLLIN : 0) | (lp->writing ? POLLOUT : 0));
         pf[1].revents = 0;
@@ -182,7 +209,10 @@ int upm_rpoll_run_once(upm_rpoll *lp, apr_interval_time_t max)
             }
             woke = 1;
         }
-        if (n == 2) {
+        if (n == 2 && lp->ac && lp->io && pf[1].revents) {
+            lp->io->handle(lp->io_data, lp->ac, pf[1].revents);
+        }
+        else if (n == 2 && !lp->io) {
             short ev = pf[1].revents;
             /* Errors and hang-ups go to whichever handler hiredis waits
              * in: it reads the socket error and disconnects. */

@@ -21,6 +21,21 @@ upm_rpoll *upm_rpoll_create(apr_pool_t *p, apr_status_t *rv);
  * adapter or the loop already drives a context. */
 int upm_rpoll_attach(upm_rpoll *lp, redisAsyncContext *ac);
 
+/* The socket I/O of the context, when the module does it itself (TLS:
+ * upm_redis_tls.c) instead of hiredis: the loop asks `events` which
+ * poll(2) events to wait for (0: none) and hands what arrived to
+ * `handle` in place of redisAsyncHandleRead/Write; `detach` is called
+ * once, as hiredis frees the context.  Set after upm_rpoll_attach. */
+typedef struct upm_rpoll_io {
+    short (*events)(void *d);
+    void (*handle)(void *d, redisAsyncContext *ac, short revents);
+    void (*detach)(void *d);
+} upm_rpoll_io;
+void upm_rpoll_set_io(upm_rpoll *lp, const upm_rpoll_io *io, void *d);
+
+/* Records that bytes arrived now (for an upm_rpoll_io handler). */
+void upm_rpoll_mark_read(upm_rpoll *lp);
+
 /* The context the loop drives; NULL once hiredis has freed it (after a
  * disconnect, a failed connect or redisAsyncFree). */
 redisAsyncContext *upm_rpoll_context(const upm_rpoll *lp);

@@ -7,6 +7,7 @@
 #include "upm_handlers.h"
 #include "upm_ingest.h"
 #include "upm_stats.h"
+#include "upm_redis_sentinel.h"
 
 #include "http_config.h"
 #include "http_log.h"
@@ -46,7 +47,7 @@ static redisReply *transact(apr_pool_t *p, upm_redis_conn *c, int n, const int *
     redisAppendCommand(ctx, "EXEC");
     for (i = 0; i < n + 2; i++) {
         void *v = NULL;
-        if (redisGetReply(ctx, &v) != REDIS_OK) {
+        if (upm_redis_conn_get_reply(c, &v) != REDIS_OK) {
             *err = apr_psprintf(p, "%s", ctx->errstr[0] ? ctx->errstr : "I/O error");
             if (rep) {
                 freeReplyObject(rep);
@@ -92,6 +93,9 @@ apr_status_t upm_redis_send(apr_pool_t *p, upm_msg *const *msgs, int n, json_t *
     size_t **lens;
     int *argc;
     redisReply *rep = NULL;
+    int wait_n, wait_ms;
+    long confirmed = -1;
+    const char *wait_err = NULL;
 
     *err = NULL;
     if (ids) {
@@ -102,6 +106,8 @@ apr_status_t upm_redis_send(apr_pool_t *p, upm_msg *const *msgs, int n, json_t *
         return APR_EGENERAL;
     }
     stream = sc->redis_stream != NULL;
+    wait_n = stream && sc->redis_wait_replicas > 0 ? sc->redis_wait_replicas : 0;
+    wait_ms = sc->redis_wait_ms;
     maxlen = upm_conf_redis_stream_maxlen(sc);
     argv = apr_palloc(p, sizeof(*argv) * n);
     lens = apr_palloc(p, sizeof(*lens) * n);
@@ -153,10 +159,34 @@ apr_status_t upm_redis_send(apr_pool_t *p, upm_msg *const *msgs, int n, json_t *
         reused = upm_redis_conn_reused(c);
         *err = NULL;
         rep = transact(p, c, n, argc, argv, lens, err);
+        if (rep && wait_n > 0 && rep->type == REDIS_REPLY_ARRAY) {
+            /* The events are on the primary: wait until enough replicas
+             * have them too, so a failover cannot lose what gets a 202. */
+            redisReply *w;
+            upm_redis_conn_set_timeout(c, wait_ms + upm_conf_redis_timeout_ms(sc));
+            w = upm_redis_conn_command(c, "WAIT %d %d", wait_n, wait_ms);
+            upm_redis_conn_set_timeout(c, 0);
+            confirmed = w && w->type == REDIS_REPLY_INTEGER ? (long)w->integer : -1;
+            if (!w || w->type != REDIS_REPLY_INTEGER) {
+                wait_err = !w ? apr_psprintf(p, "WAIT failed: %s",
+                                             upm_redis_conn_ctx(c)->errstr)
+                           : w->type == REDIS_REPLY_ERROR
+                           ? apr_psprintf(p, "WAIT refused: %s", w->str) : "WAIT failed";
+            }
+            if (w) {
+                freeReplyObject(w);
+            }
+            upm_redis_release(c, upm_redis_conn_ctx(c)->err != 0);
+            break;
+        }
         upm_redis_release(c, rep == NULL);
         if (rep || !reused) {
             break;
         }
+    }
+    if (*err && strstr(*err, "READONLY")) {
+        /* Written to a demoted primary: ask the sentinels again. */
+        upm_redis_sentinel_stale(0);
     }
     if (!rep) {
         *err = *err ? *err : "no reply";
@@ -164,8 +194,10 @@ apr_status_t upm_redis_send(apr_pool_t *p, upm_msg *const *msgs, int n, json_t *
         return APR_EGENERAL;
     }
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)n) {
-        *err = rep->type == REDIS_REPLY_ERROR ? apr_pstrdup(p, rep->str)
-               : *err ? *err : "the transaction was aborted";
+        /* EXECABORT says only that a queued command was refused: the
+         * refusal (NOPERM of an ACL user, say) is the reason to give. */
+        *err = *err ? *err : rep->type == REDIS_REPLY_ERROR ? apr_pstrdup(p, rep->str)
+               : "the transaction was aborted";
         freeReplyObject(rep);
         upm_stats_add(UPM_ST_REDIS_PUBLISH_FAILED, 1);
         return APR_EGENERAL;
@@ -179,6 +211,15 @@ apr_status_t upm_redis_send(apr_pool_t *p, upm_msg *const *msgs, int n, json_t *
             upm_stats_add(UPM_ST_REDIS_PUBLISH_FAILED, 1);
             return APR_EGENERAL;
         }
+    }
+    if (wait_n > 0 && confirmed < wait_n) {
+        *err = wait_err ? wait_err
+               : apr_psprintf(p, "only %ld of %d replicas confirmed the events within %d ms "
+                              "(UploadProgressRedisWait); they are on the primary and may "
+                              "still be delivered", confirmed, wait_n, wait_ms);
+        freeReplyObject(rep);
+        upm_stats_add(UPM_ST_REDIS_PUBLISH_FAILED, 1);
+        return APR_TIMEUP;
     }
     if (stream && ids) {
         *ids = json_array();
@@ -259,7 +300,7 @@ const char *upm_redis_stream_replay(apr_pool_t *p, const char *after,
                      "cannot resume %s from the stream: %s", after, err);
         return "redis";
     }
-    rep = redisCommand(upm_redis_conn_ctx(c), "XINFO STREAM %s", sc->redis_stream);
+    rep = upm_redis_conn_command(c, "XINFO STREAM %s", sc->redis_stream);
     if (upm_redis_parse_xinfo(rep, &xi) != 0) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(13205)
                      "cannot resume %s: XINFO STREAM %s failed: %s", after,
@@ -291,7 +332,7 @@ const char *upm_redis_stream_replay(apr_pool_t *p, const char *after,
     apr_pool_create(&bp, p);
     while (!stop) {
         size_t i;
-        rep = redisCommand(upm_redis_conn_ctx(c), "XRANGE %s (%s + COUNT %d",
+        rep = upm_redis_conn_command(c, "XRANGE %s (%s + COUNT %d",
                            sc->redis_stream, cursor, UPM_XRANGE_BATCH);
         if (!rep || rep->type != REDIS_REPLY_ARRAY) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(13206)

@@ -4,6 +4,8 @@
 #include "upm_redis.h"
 #include "upm_config.h"
 #include "upm_ingest.h"
+#include "upm_redis_tls.h"
+#include "upm_redis_sentinel.h"
 
 #include "http_config.h"
 #include "http_log.h"
@@ -14,6 +16,8 @@ APLOG_USE_MODULE(upload_progress);
 
 struct upm_redis_conn {
     redisContext *ctx;
+    SSL *ssl;                   /* rediss://: the socket speaks TLS */
+    unsigned epoch;             /* Sentinel: the primary's address it was made to */
     int uses;
 };
 
@@ -41,37 +45,79 @@ static apr_status_t rconn_make(void **res, void *params, apr_pool_t *p)
     redisContext *c;
     redisReply *rep;
 
+    const char *host = pool.url->host;
+    int port = pool.url->port;
+    unsigned epoch = 0;
+
     tv.tv_sec = pool.timeout_ms / 1000;
     tv.tv_usec = (pool.timeout_ms % 1000) * 1000;
+    if (upm_redis_sentinel_enabled()) {
+        const char *err = upm_redis_sentinel_primary(p, &host, &port, &epoch);
+        if (err) {
+            pool.last_err = apr_pstrdup(p, err);
+            return APR_ECONNREFUSED;
+        }
+    }
     c = pool.url->is_unix ? redisConnectUnixWithTimeout(pool.url->path, tv)
-                          : redisConnectWithTimeout(pool.url->host, pool.url->port, tv);
+                          : redisConnectWithTimeout(host, port, tv);
     if (!c || c->err) {
-        pool.last_err = c ? apr_psprintf(p, "cannot connect: %s", c->errstr)
+        pool.last_err = c ? apr_psprintf(p, "cannot connect to %s:%d: %s", host, port,
+                                         c->errstr)
                           : "cannot connect: out of memory";
         if (c) {
             redisFree(c);
         }
+        upm_redis_sentinel_stale(epoch);
         return APR_ECONNREFUSED;
     }
     redisSetTimeout(c, tv);
     redisEnableKeepAlive(c);
+    rc = apr_pcalloc(p, sizeof(*rc));
+    rc->ctx = c;
+    rc->epoch = epoch;
+    if (pool.url->tls && !(rc->ssl = upm_redis_tls_connect(c, host))) {
+        pool.last_err = apr_psprintf(p, "cannot connect: %s", ctx_error(p, c));
+        redisFree(c);
+        return APR_ECONNREFUSED;
+    }
     if (pool.url->password) {
         rep = pool.url->user
-            ? redisCommand(c, "AUTH %s %s", pool.url->user, pool.url->password)
-            : redisCommand(c, "AUTH %s", pool.url->password);
+            ? upm_redis_conn_command(rc, "AUTH %s %s", pool.url->user, pool.url->password)
+            : upm_redis_conn_command(rc, "AUTH %s", pool.url->password);
         if (!rep || rep->type == REDIS_REPLY_ERROR) {
             pool.last_err = rep ? apr_psprintf(p, "AUTH refused: %s", rep->str)
                                 : apr_psprintf(p, "AUTH failed: %s", ctx_error(p, c));
             if (rep) {
                 freeReplyObject(rep);
             }
+            upm_redis_tls_free(rc->ssl);
             redisFree(c);
             return APR_EACCES;
         }
         freeReplyObject(rep);
     }
+    if (upm_redis_sentinel_enabled()) {
+        rep = upm_redis_conn_command(rc, "ROLE");
+        if (!upm_redis_sentinel_is_primary(rep)) {
+            pool.last_err = apr_psprintf(p, "%s:%d is not the primary (ROLE: %s)", host, port,
+                                         !rep ? ctx_error(p, c)
+                                         : rep->type == REDIS_REPLY_ERROR ? rep->str
+                                         : rep->type == REDIS_REPLY_ARRAY && rep->elements
+                                           && rep->element[0]->type == REDIS_REPLY_STRING
+                                         ? rep->element[0]->str : "?");
+            pool.last_err = apr_pstrdup(p, pool.last_err);
+            if (rep) {
+                freeReplyObject(rep);
+            }
+            upm_redis_sentinel_stale(epoch);
+            upm_redis_tls_free(rc->ssl);
+            redisFree(c);
+            return APR_ECONNREFUSED;
+        }
+        freeReplyObject(rep);
+    }
     if (pool.url->db) {
-        rep = redisCommand(c, "SELECT %d", pool.url->db);
+        rep = upm_redis_conn_command(rc, "SELECT %d", pool.url->db);
         if (!rep || rep->type == REDIS_REPLY_ERROR) {
             pool.last_err = rep ? apr_psprintf(p, "SELECT %d refused: %s", pool.url->db,
                                                rep->str)
@@ -79,13 +125,12 @@ static apr_status_t rconn_make(void **res, void *params, apr_pool_t *p)
             if (rep) {
                 freeReplyObject(rep);
             }
+            upm_redis_tls_free(rc->ssl);
             redisFree(c);
             return APR_EINVAL;
         }
         freeReplyObject(rep);
     }
-    rc = apr_pcalloc(p, sizeof(*rc));
-    rc->ctx = c;
     *res = rc;
     return APR_SUCCESS;
 }
@@ -93,6 +138,8 @@ static apr_status_t rconn_make(void **res, void *params, apr_pool_t *p)
 static apr_status_t rconn_free(void *res, void *params, apr_pool_t *p)
 {
     upm_redis_conn *rc = res;
+    upm_redis_tls_free(rc->ssl);
+    rc->ssl = NULL;
     if (rc->ctx) {
         redisFree(rc->ctx);
         rc->ctx = NULL;
@@ -140,6 +187,12 @@ upm_redis_conn *upm_redis_acquire(const char **err)
         return NULL;
     }
     rv = apr_reslist_acquire(pool.rl, &res);
+    if (rv == APR_SUCCESS && upm_redis_sentinel_enabled()
+        && ((upm_redis_conn *)res)->epoch != upm_redis_sentinel_epoch()) {
+        /* Made to a primary that has been replaced since. */
+        apr_reslist_invalidate(pool.rl, res);
+        rv = apr_reslist_acquire(pool.rl, &res);
+    }
     if (rv != APR_SUCCESS) {
         if (rv == APR_ETIMEDOUT || APR_STATUS_IS_TIMEUP(rv)) {
             *err = "every Redis connection of this child is busy";
@@ -155,6 +208,8 @@ upm_redis_conn *upm_redis_acquire(const char **err)
 void upm_redis_release(upm_redis_conn *c, int broken)
 {
     if (broken || c->ctx->err) {
+        /* A primary that fails may have been replaced. */
+        upm_redis_sentinel_stale(c->epoch);
         apr_reslist_invalidate(pool.rl, c);
         return;
     }
@@ -170,6 +225,43 @@ int upm_redis_conn_reused(const upm_redis_conn *c)
 redisContext *upm_redis_conn_ctx(upm_redis_conn *c)
 {
     return c->ctx;
+}
+
+void upm_redis_conn_set_timeout(upm_redis_conn *c, int ms)
+{
+    struct timeval tv;
+    ms = ms > 0 ? ms : pool.timeout_ms;
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    redisSetTimeout(c->ctx, tv);
+}
+
+int upm_redis_conn_get_reply(upm_redis_conn *c, void **reply)
+{
+    return c->ssl ? upm_redis_tls_get_reply(c->ssl, c->ctx, reply)
+                  : redisGetReply(c->ctx, reply);
+}
+
+void *upm_redis_conn_command(upm_redis_conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    void *reply = NULL;
+
+    va_start(ap, fmt);
+    if (!c->ssl) {
+        reply = redisvCommand(c->ctx, fmt, ap);
+        va_end(ap);
+        return reply;
+    }
+    if (redisvAppendCommand(c->ctx, fmt, ap) != REDIS_OK) {
+        va_end(ap);
+        return NULL;
+    }
+    va_end(ap);
+    if (upm_redis_tls_get_reply(c->ssl, c->ctx, &reply) != REDIS_OK) {
+        return NULL;
+    }
+    return reply;
 }
 
 server_rec *upm_redis_server(void)

@@ -224,9 +224,8 @@ const char *upm_redis_url_parse(apr_pool_t *p, const char *s, upm_redis_url *u)
         return "the Redis URL is empty";
     }
     if (strncasecmp(s, "rediss://", 9) == 0) {
-        return "rediss:// (TLS) is not supported: hiredis 0.14 has no TLS. Run a local "
-               "TLS proxy such as stunnel towards Redis and point UploadProgressRedis at "
-               "it with redis://127.0.0.1:PORT";
+        u->tls = 1;
+        return parse_tcp(p, s + 9, u);
     }
     if (strncasecmp(s, "redis://", 8) == 0) {
         return parse_tcp(p, s + 8, u);
@@ -248,6 +247,119 @@ const char *upm_redis_url_display(apr_pool_t *p, const upm_redis_url *u)
         return apr_psprintf(p, "unix:%s?db=%d%s", u->path, u->db,
                             u->password ? "&password=***" : "");
     }
-    return apr_psprintf(p, "redis://%s%s%s%s:%d/%d", auth, strchr(u->host, ':') ? "[" : "",
+    return apr_psprintf(p, "%s://%s%s%s%s:%d/%d", u->tls ? "rediss" : "redis", auth, strchr(u->host, ':') ? "[" : "",
                         u->host, strchr(u->host, ':') ? "]" : "", u->port, u->db);
+}
+
+const char *upm_redis_tls_opts_parse(apr_pool_t *p, int argc, char *const *argv,
+                                     upm_redis_tls_opts *o)
+{
+    int i;
+    memset(o, 0, sizeof(*o));
+    o->verify = 1;
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i], *eq = strchr(a, '=');
+        const char *v = eq ? eq + 1 : NULL;
+        apr_size_t kl = eq ? (apr_size_t)(eq - a) : strlen(a);
+        const char **slot = NULL;
+
+        if (!eq || !*v) {
+            return apr_psprintf(p, "'%s' is not KEY=VALUE (keys: ca, cert, key, servername, "
+                                "verify)", a);
+        }
+        if (kl == 2 && strncmp(a, "ca", 2) == 0) {
+            slot = &o->ca;
+        }
+        else if (kl == 4 && strncmp(a, "cert", 4) == 0) {
+            slot = &o->cert;
+        }
+        else if (kl == 3 && strncmp(a, "key", 3) == 0) {
+            slot = &o->key;
+        }
+        else if (kl == 10 && strncmp(a, "servername", 10) == 0) {
+            slot = &o->servername;
+        }
+        else if (kl == 6 && strncmp(a, "verify", 6) == 0) {
+            if (strcasecmp(v, "on") == 0) {
+                o->verify = 1;
+            }
+            else if (strcasecmp(v, "off") == 0) {
+                o->verify = 0;
+            }
+            else {
+                return apr_psprintf(p, "verify is on or off, not '%s'", v);
+            }
+            continue;
+        }
+        else {
+            return apr_psprintf(p, "unknown option '%.*s' (keys: ca, cert, key, servername, "
+                                "verify)", (int)kl, a);
+        }
+        if (*slot) {
+            return apr_psprintf(p, "%.*s is given twice", (int)kl, a);
+        }
+        *slot = apr_pstrdup(p, v);
+    }
+    if (!o->cert != !o->key) {
+        return "cert= and key= go together (a client certificate and its private key)";
+    }
+    return NULL;
+}
+
+const char *upm_redis_sentinel_parse(apr_pool_t *p, int argc, char *const *argv,
+                                     upm_redis_sentinel_conf *o)
+{
+    int i;
+    memset(o, 0, sizeof(*o));
+    if (argc < 2) {
+        return "needs the master name and at least one sentinel host:port";
+    }
+    if (!*argv[0] || strlen(argv[0]) > 128 || strpbrk(argv[0], " \t\r\n=:")) {
+        return apr_psprintf(p, "'%s' is not a master name", argv[0]);
+    }
+    o->master = apr_pstrdup(p, argv[0]);
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *eq = strchr(a, '='), *err = NULL;
+        if (eq) {
+            apr_size_t kl = (apr_size_t)(eq - a);
+            const char *v = eq + 1;
+            if (kl == 4 && strncmp(a, "user", 4) == 0 && *v) {
+                o->user = apr_pstrdup(p, v);
+            }
+            else if (kl == 8 && strncmp(a, "password", 8) == 0 && *v) {
+                o->password = apr_pstrdup(p, v);
+            }
+            else if (kl == 3 && strncmp(a, "tls", 3) == 0
+                     && (strcasecmp(v, "on") == 0 || strcasecmp(v, "off") == 0)) {
+                o->tls = strcasecmp(v, "on") == 0;
+            }
+            else {
+                return apr_psprintf(p, "unknown or empty option '%s' (user=, password=, "
+                                    "tls=on|off)", a);
+            }
+            continue;
+        }
+        if (o->n == UPM_SENTINEL_MAX) {
+            return apr_psprintf(p, "at most %d sentinels", UPM_SENTINEL_MAX);
+        }
+        {
+            /* host[:port], IPv6 in []: the URL parser knows these. */
+            upm_redis_url u;
+            memset(&u, 0, sizeof(u));
+            u.port = UPM_SENTINEL_DEFAULT_PORT;
+            if ((err = parse_tcp(p, a, &u)) || u.password || u.db || strchr(a, '/')) {
+                return apr_psprintf(p, "'%s' is not a sentinel host:port", a);
+            }
+            o->host[o->n] = u.host;
+            o->port[o->n] = u.port;
+            o->n++;
+        }
+    }
+    if (o->n == 0) {
+        return "needs at least one sentinel host:port";
+    }
+    if (o->user && !o->password) {
+        return "user= needs password=";
+    }
+    return NULL;
 }

@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential autoconf automake libtool pkg-config curl openssl libcurl4-openssl-dev
       apache2 apache2-dev libapr1-dev libaprutil1-dev
-      libjansson-dev libjwt-dev libhiredis-dev redis-server
+      libjansson-dev libjwt-dev libhiredis-dev redis-server redis-sentinel
       libapache2-mod-perl2 libcrypt-jwt-perl libjson-perl libwww-perl libio-socket-ssl-perl
       libmojolicious-perl libapache2-mod-auth-openidc clang libclang-rt-14-dev chromium libssl-dev python3
       libapache2-mod-upload-progress debhelper dpkg-dev lintian fakeroot"
@@ -22,9 +22,10 @@ command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 # server inherits from there (same module name as ours).
 # debhelper, dpkg-dev, lintian, fakeroot: scripts/deb-test.sh builds and
 # checks the Debian package (debian/).
-# libssl-dev: libcrypto headers for the module (JWKS keys are built with
-# OpenSSL 3) and for the tools in bench/ (the leak soak of
-# scripts/test.sh uses them).  bench/run.sh also needs nginx with nchan, the
+# libssl-dev: OpenSSL for the module (JWKS keys are built with OpenSSL 3;
+# rediss:// links) and libcrypto for the tools in bench/ (the leak soak of
+# scripts/test.sh uses them).
+# redis-sentinel: t/redis_sentinel.t.  bench/run.sh also needs nginx with nchan, the
 # peer it measures against.
 [ "${1:-}" = bench ] && PKGS="$PKGS nginx libnginx-mod-nchan"
 missing=""
@@ -44,4 +45,5 @@ DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recomme
 # start their own instances on loopback.
 $SUDO service apache2 stop >/dev/null 2>&1 || true
 $SUDO service redis-server stop >/dev/null 2>&1 || true
+$SUDO service redis-sentinel stop >/dev/null 2>&1 || true
 $SUDO service nginx stop >/dev/null 2>&1 || true

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "upm_redis_poll.h"
+#include <poll.h>
 #include "upm_test.h"
 
 static apr_pool_t *p;
@@ -210,6 +211,51 @@ static void test_redis(void)
     }
 }
 
+/* The module's own socket I/O (TLS): the loop polls what the hook asks
+ * for, hands it what arrived instead of calling hiredis, and says when
+ * hiredis frees the context. */
+static int io_handled, io_detached;
+static short io_want = POLLOUT, io_last;
+static short io_events(void *d) { return io_want; }
+static void io_handle(void *d, redisAsyncContext *ac, short rev)
+{
+    io_handled++;
+    io_last = rev;
+    io_want = 0;                /* nothing more wanted: poll only the wake-up */
+}
+static void io_detach(void *d) { io_detached++; }
+
+static void test_io_hook(void)
+{
+    static const upm_rpoll_io io = { io_events, io_handle, io_detach };
+    apr_status_t rv;
+    upm_rpoll *lp = upm_rpoll_create(p, &rv);
+    int port, ls = listen_any(&port), i;
+    redisAsyncContext *ac = redisAsyncConnect("127.0.0.1", port);
+
+    UPM_CHECK(ac && !ac->err);
+    UPM_CHECK_INT(upm_rpoll_attach(lp, ac), REDIS_OK);
+    upm_rpoll_set_io(lp, &io, NULL);
+    connected = -1;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    for (i = 0; i < 20 && !io_handled; i++) {
+        upm_rpoll_run_once(lp, 10000);
+    }
+    UPM_CHECK_INT(io_handled, 1);
+    UPM_CHECK(io_last & POLLOUT);
+    /* hiredis never saw the connect: the hook owns the socket. */
+    UPM_CHECK_INT(connected, -1);
+    UPM_CHECK(!(ac->c.flags & REDIS_CONNECTED));
+    upm_rpoll_run_once(lp, 1000);
+    UPM_CHECK_INT(io_handled, 1);   /* events 0: the socket is not polled */
+    upm_rpoll_mark_read(lp);
+    UPM_CHECK(upm_rpoll_last_read(lp) > 0);
+    redisAsyncFree(ac);
+    UPM_CHECK_INT(io_detached, 1);
+    UPM_CHECK(upm_rpoll_context(lp) == NULL);
+    close(ls);
+}
+
 int main(void)
 {
     apr_initialize();
@@ -217,6 +263,7 @@ int main(void)
     test_timers();
     test_wake();
     test_redis();
+    test_io_hook();
     apr_pool_destroy(p);
     apr_terminate();
     UPM_TEST_DONE("test_redis_poll");

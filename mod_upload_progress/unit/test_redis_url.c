@@ -104,10 +104,93 @@ static void test_refused(void)
         UPM_CHECK(e != NULL);
     }
     UPM_CHECK(upm_redis_url_parse(p, NULL, &u) != NULL);
-    e = upm_redis_url_parse(p, "rediss://h:6380", &u);
-    UPM_CHECK(e && strstr(e, "TLS") && strstr(e, "stunnel"));
     e = upm_redis_url_parse(p, "redis://h:70000", &u);
     UPM_CHECK(e && strstr(e, "1 to 65535"));
+}
+
+static void test_tls(void)
+{
+    upm_redis_url u;
+    upm_redis_tls_opts o;
+    const char *e;
+    char *full[] = { "ca=/etc/ca.pem", "cert=/c.pem", "key=/k.pem", "servername=r.example",
+                     "verify=off" };
+    char *only_cert[] = { "cert=/c.pem" };
+    char *twice[] = { "ca=/a", "ca=/b" };
+    char *bad_verify[] = { "verify=maybe" };
+    char *unknown[] = { "cafile=/a" };
+    char *novalue[] = { "ca" };
+    char *empty[] = { "ca=" };
+
+    UPM_CHECK(ok("rediss://u:p%40w@redis.example:6380/3", &u) == NULL);
+    UPM_CHECK_INT(u.tls, 1);
+    UPM_CHECK_STR(u.host, "redis.example");
+    UPM_CHECK_INT(u.port, 6380);
+    UPM_CHECK_INT(u.db, 3);
+    UPM_CHECK_STR(u.user, "u");
+    UPM_CHECK_STR(u.password, "p@w");
+    UPM_CHECK_STR(upm_redis_url_display(p, &u), "rediss://u:***@redis.example:6380/3");
+    UPM_CHECK(ok("REDISS://[::1]", &u) == NULL);
+    UPM_CHECK_INT(u.tls, 1);
+    UPM_CHECK_INT(u.port, 6379);
+    UPM_CHECK(ok("redis://h", &u) == NULL);
+    UPM_CHECK_INT(u.tls, 0);
+    UPM_CHECK_STR(upm_redis_url_display(p, &u), "redis://h:6379/0");
+    UPM_CHECK(upm_redis_url_parse(p, "rediss://h:0", &u) != NULL);
+
+    UPM_CHECK(upm_redis_tls_opts_parse(p, 0, NULL, &o) == NULL);
+    UPM_CHECK(o.ca == NULL && o.cert == NULL && o.servername == NULL);
+    UPM_CHECK_INT(o.verify, 1);
+    UPM_CHECK(upm_redis_tls_opts_parse(p, 5, full, &o) == NULL);
+    UPM_CHECK_STR(o.ca, "/etc/ca.pem");
+    UPM_CHECK_STR(o.cert, "/c.pem");
+    UPM_CHECK_STR(o.key, "/k.pem");
+    UPM_CHECK_STR(o.servername, "r.example");
+    UPM_CHECK_INT(o.verify, 0);
+    e = upm_redis_tls_opts_parse(p, 1, only_cert, &o);
+    UPM_CHECK(e && strstr(e, "go together"));
+    e = upm_redis_tls_opts_parse(p, 2, twice, &o);
+    UPM_CHECK(e && strstr(e, "twice"));
+    e = upm_redis_tls_opts_parse(p, 1, bad_verify, &o);
+    UPM_CHECK(e && strstr(e, "on or off"));
+    e = upm_redis_tls_opts_parse(p, 1, unknown, &o);
+    UPM_CHECK(e && strstr(e, "unknown option 'cafile'"));
+    UPM_CHECK(upm_redis_tls_opts_parse(p, 1, novalue, &o) != NULL);
+    UPM_CHECK(upm_redis_tls_opts_parse(p, 1, empty, &o) != NULL);
+}
+
+static void test_sentinel(void)
+{
+    upm_redis_sentinel_conf o;
+    const char *e;
+    char *good[] = { "mymaster", "127.0.0.1:26480", "s2.example", "[::1]:26481",
+                     "password=pw", "tls=on" };
+    char *none[] = { "mymaster", "password=pw" };
+    char *badport[] = { "mymaster", "h:99999" };
+    char *badname[] = { "my master", "h:1" };
+    char *useronly[] = { "m", "h:1", "user=u" };
+    char *unknown[] = { "m", "h:1", "auth=x" };
+
+    UPM_CHECK(upm_redis_sentinel_parse(p, 6, good, &o) == NULL);
+    UPM_CHECK_STR(o.master, "mymaster");
+    UPM_CHECK_INT(o.n, 3);
+    UPM_CHECK_STR(o.host[0], "127.0.0.1");
+    UPM_CHECK_INT(o.port[0], 26480);
+    UPM_CHECK_STR(o.host[1], "s2.example");
+    UPM_CHECK_INT(o.port[1], 26379);
+    UPM_CHECK_STR(o.host[2], "::1");
+    UPM_CHECK_INT(o.port[2], 26481);
+    UPM_CHECK_STR(o.password, "pw");
+    UPM_CHECK(o.user == NULL);
+    UPM_CHECK_INT(o.tls, 1);
+    e = upm_redis_sentinel_parse(p, 2, none, &o);
+    UPM_CHECK(e && strstr(e, "at least one sentinel"));
+    UPM_CHECK(upm_redis_sentinel_parse(p, 2, badport, &o) != NULL);
+    UPM_CHECK(upm_redis_sentinel_parse(p, 2, badname, &o) != NULL);
+    UPM_CHECK(upm_redis_sentinel_parse(p, 3, useronly, &o) != NULL);
+    e = upm_redis_sentinel_parse(p, 3, unknown, &o);
+    UPM_CHECK(e && strstr(e, "auth=x"));
+    UPM_CHECK(upm_redis_sentinel_parse(p, 1, good, &o) != NULL);
 }
 
 int main(void)
@@ -117,6 +200,8 @@ int main(void)
     test_tcp();
     test_unix();
     test_refused();
+    test_tls();
+    test_sentinel();
     apr_pool_destroy(p);
     apr_terminate();
     UPM_TEST_DONE("test_redis_url");

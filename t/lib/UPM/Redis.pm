@@ -20,6 +20,7 @@ sub new {
         port => $o{port} || die('port needed'),
         dir  => tempdir('upm-redis-XXXXXX', TMPDIR => 1, CLEANUP => 1),
         bin  => $o{bin} || '/usr/bin/redis-server',
+        args => $o{args} || [],     # more redis-server options (TLS ports, ACL users ...)
         pid  => undef,
     }, $class;
     push @live, $self;
@@ -45,7 +46,7 @@ sub start {
         open STDERR, '>&', \*STDOUT;
         exec $self->{bin}, '--port', $self->{port}, '--bind', '127.0.0.1',
              '--save', '', '--appendonly', 'no', '--daemonize', 'no',
-             '--dir', $self->{dir}, '--loglevel', 'warning';
+             '--dir', $self->{dir}, '--loglevel', 'warning', @{ $self->{args} };
         exit 127;
     }
     $self->{pid} = $pid;
