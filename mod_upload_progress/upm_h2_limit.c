@@ -36,5 +36,10 @@ int upm_h2_limit_per_conn(const upm_h2_conf *c)
 int upm_h2_limit_per_child(const upm_h2_conf *c)
 {
     int n = upm_h2_workers(c) - UPM_H2_FIRST_LIMIT;
+    int half = c->threads_per_child / 2;
+
+    if (half < n) {
+        n = half;
+    }
     return n > 1 ? n : 1;
 }

@@ -17,7 +17,11 @@
  * held streams than the floor of 2 are always safe.  All of a child's
  * connections share its H2MaxWorkers workers (h2_workers.c), H2MaxWorkers
  * defaulting to max(4, 3/2 x H2MinWorkers) and H2MinWorkers to
- * ThreadsPerChild (h2_config.c: h2_get_workers_config). */
+ * ThreadsPerChild (h2_config.c: h2_get_workers_config).  And a connection
+ * with an open stream keeps one of the MPM's ThreadsPerChild workers as
+ * well, polling for its streams (h2_session.c: h2_session_process, state
+ * WAIT with open_streams > 0: h2_mplx_c1_poll): once they are all taken,
+ * the child serves no new connection at all. */
 #ifndef UPM_H2_LIMIT_H
 #define UPM_H2_LIMIT_H
 
@@ -41,8 +45,9 @@ int upm_h2_workers(const upm_h2_conf *c);
  * H2MaxSessionStreams, when lower), at least 1. */
 int upm_h2_limit_per_conn(const upm_h2_conf *c);
 
-/* The same for all connections of a child: the workers less one
- * connection's first processing window, at least 1. */
+/* The same for all connections of a child: the h2 workers less one
+ * connection's first processing window, and at most half of the MPM's
+ * workers (each such stream's connection may hold one), at least 1. */
 int upm_h2_limit_per_child(const upm_h2_conf *c);
 
 #endif

@@ -10,7 +10,11 @@ int main(void)
      * connection's limit may fall to 2: one held, one free. */
     UPM_CHECK_INT(upm_h2_workers(&c), 37);
     UPM_CHECK_INT(upm_h2_limit_per_conn(&c), 1);
-    UPM_CHECK_INT(upm_h2_limit_per_child(&c), 31);
+    /* Each stream's connection may keep an MPM worker: half of 25. */
+    UPM_CHECK_INT(upm_h2_limit_per_child(&c), 12);
+    c.threads_per_child = 200;
+    UPM_CHECK_INT(upm_h2_limit_per_child(&c), 100);
+    c.threads_per_child = 25;
 
     /* H2MinWorkers sets the base of the default maximum. */
     c.min_workers = 10;
