@@ -35,7 +35,10 @@ window.__got = [];
 window.__errors = [];
 window.__pings = [];
 const conn = connect({
-  url: { sse: '/h2t/sse', websocket: '/h2t/ws' }, transport: 'sse',
+  // The endpoints of conf/upload-progress-endpoints.conf and
+  // conf/upload-progress-websocket.conf, as shipped.
+  url: { sse: '/api/upload/sessions/notifications/stream', websocket: '/ws/upload-progress' },
+  transport: 'sse',
   token: q.get('token'), openTimeout: 5000,
 });
 conn.on('open', (o) => { window.__transport = o.transport; });
@@ -69,7 +72,6 @@ before(async () => {
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
     '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
     '-keyout', join(certDir, 'key.pem'), '-out', join(certDir, 'cert.pem')], { stdio: 'ignore' });
-  const auth = 'AuthType JWT\n    UploadProgressJWTKey HS256 file:@SECRET@\n    Require valid-user';
   const conf = join(certDir, 'h2.conf.in');
   writeFileSync(conf, `
 <IfModule !http2_module>
@@ -87,16 +89,6 @@ Listen 127.0.0.1:${TLS_PORT}
     SSLCertificateFile ${certDir}/cert.pem
     SSLCertificateKeyFile ${certDir}/key.pem
 </VirtualHost>
-<Location "/h2t/sse">
-    SetHandler upload-progress-sse
-    UploadProgressHeartbeat 2
-    ${auth}
-</Location>
-<Location "/h2t/ws">
-    SetHandler upload-progress-websocket
-    UploadProgressHeartbeat 2
-    ${auth}
-</Location>
 `);
   server = await startServer({ port: PORT, name: `upm-e2e-h2-${PORT}`, extraConf: [conf] });
   writeFileSync(join(server.root, 'htdocs/h2tab.html'), TAB_PAGE);
@@ -156,11 +148,7 @@ test(`${TABS} tabs on one origin over HTTP/2: every tab gets its messages, other
   // Requests of the pages while every tab holds its stream.
   const since = Date.now();
   await sleep(1500);
-  const res = await fetch(`${server.base}/publish`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify([1, 2, 3].map((n) => ({ type: 'h2_tab_probe', userId: user, n }))),
-  });
-  assert.equal(res.status, 202);
+  await server.publish([1, 2, 3].map((n) => ({ type: 'h2_tab_probe', userId: user, n })));
   for (const [i, page] of pages.entries()) {
     await page.waitForFunction(() => window.__got.filter((m) => m.type === 'h2_tab_probe').length >= 3,
       null, { timeout: 10000 })
