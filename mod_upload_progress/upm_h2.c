@@ -74,13 +74,14 @@ static int refuse(request_rec *r, const char *what, int per_conn, int limit,
     if (apr_atomic_cas32(&warned, 1, 0) == 0) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APLOGNO(14000)
                       "%s of user %s refused (503 http2_streams_busy): %s %u of the %d "
-                      "streams that may keep an h2 worker (%s); mod_http2 would run no "
-                      "other request of the connection.  Serve the push endpoints over "
+                      "streams that may keep an h2 worker (%s); one more could leave "
+                      "mod_http2 no worker for other requests.  Serve the push endpoints over "
                       "HTTP/1.1 (WebSocket, or Protocols http/1.1 on their host), see "
                       "docs/deployment.md; logged once per child",
                       what, r->user, per_conn ? "the connection holds" : "the child holds",
                       (unsigned)held, limit,
-                      per_conn ? "UploadProgressHTTP2Streams" : "from H2MaxWorkers");
+                      per_conn ? "UploadProgressHTTP2Streams"
+                      : "min(H2MaxWorkers - 6, ThreadsPerChild / 2)");
     }
     else {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(14001)
