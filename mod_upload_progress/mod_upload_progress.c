@@ -15,6 +15,8 @@
 #include "upm_handlers.h"
 #include "upm_hub.h"
 #include "upm_jwks_fetch.h"
+#include "upm_conn.h"
+#include "upm_h2.h"
 #include "upm_track.h"
 #include "upm_reactor.h"
 #include "upm_redis.h"
@@ -30,6 +32,9 @@ static int upm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     }
     if (rc == OK) {
         rc = upm_redis_post_config(pconf, plog, ptemp, s);
+    }
+    if (rc == OK) {
+        rc = upm_h2_post_config(pconf, plog, ptemp, s);
     }
     return rc;
 }
@@ -65,6 +70,7 @@ static void upm_register_hooks(apr_pool_t *p)
     upm_refusal_register_hooks(p);
     upm_jwks_fetch_register_hooks(p);
     upm_reactor_register_hooks(p);
+    upm_conn_register_hooks(p);
     ap_hook_post_config(upm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(upm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(upm_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);

@@ -87,6 +87,7 @@ void *upm_create_dir_conf(apr_pool_t *p, char *dir)
     c->write_timeout = -1;
     c->max_per_user = -1;
     c->require_grant = -1;
+    c->h2_streams = -1;
     return c;
 }
 
@@ -128,6 +129,7 @@ void *upm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(async);
     MERGE_NUM(write_timeout);
     MERGE_NUM(max_per_user);
+    c->h2_streams = add->h2_streams != -1 ? add->h2_streams : base->h2_streams;
     return c;
 }
 
@@ -149,6 +151,8 @@ int upm_conf_write_timeout(const upm_dir_conf *d)
 { return d->write_timeout >= 0 ? d->write_timeout : UPM_DEFAULT_WRITE_TIMEOUT; }
 int upm_conf_max_per_user(const upm_dir_conf *d)
 { return d->max_per_user >= 0 ? d->max_per_user : UPM_DEFAULT_MAX_PER_USER; }
+int upm_conf_h2_streams(const upm_dir_conf *d)
+{ return d->h2_streams != -1 ? d->h2_streams : UPM_DEFAULT_H2_STREAMS; }
 int upm_conf_leeway(const upm_dir_conf *d)
 { return d->leeway >= 0 ? d->leeway : UPM_DEFAULT_LEEWAY; }
 int upm_conf_require_exp(const upm_dir_conf *d)
@@ -362,6 +366,20 @@ static const char *set_require_exp(cmd_parms *cmd, void *dv, int on)
 {
     ((upm_dir_conf *)dv)->require_exp = on;
     return NULL;
+}
+
+static const char *set_h2_streams(cmd_parms *cmd, void *dv, const char *arg)
+{
+    long v;
+    const char *err;
+    if (strcasecmp(arg, "auto") == 0) {
+        ((upm_dir_conf *)dv)->h2_streams = UPM_H2_STREAMS_AUTO;
+        return NULL;
+    }
+    if (!(err = parse_int(arg, 0, 1000, &v, cmd->cmd->name, cmd->pool))) {
+        ((upm_dir_conf *)dv)->h2_streams = (int)v;
+    }
+    return err;
 }
 
 static const char *set_async(cmd_parms *cmd, void *dv, int on)
@@ -1026,6 +1044,10 @@ const command_rec upm_cmds[] = {
     AP_INIT_TAKE1("UploadProgressMaxConnectionsPerUser", set_dir_int, (void *)4, OR_ALL,
                   "Open streams one user may hold across the server (default 32, "
                   "0 = no limit); more get 429"),
+    AP_INIT_TAKE1("UploadProgressHTTP2Streams", set_h2_streams, NULL, OR_ALL,
+                  "SSE streams and long polls one HTTP/2 connection may hold: auto "
+                  "(default: one less than mod_http2 processes of a connection), N, "
+                  "or 0 = no limit; more get 503 http2_streams_busy"),
     AP_INIT_TAKE23("UploadProgressJWTKey", add_key, NULL, OR_AUTHCFG | RSRC_CONF,
                    "ALG SOURCE [KID]: a verification key; SOURCE is file:PATH, env:NAME or a path"),
     AP_INIT_TAKE_ARGV("UploadProgressJWKS", add_jwks, NULL, OR_AUTHCFG | RSRC_CONF,

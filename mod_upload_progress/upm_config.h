@@ -40,6 +40,8 @@ extern module AP_MODULE_DECLARE_DATA upload_progress_module;
 #define UPM_DEFAULT_WS_MAX_MESSAGE (64 * 1024)
 #define UPM_DEFAULT_WRITE_TIMEOUT 30
 #define UPM_DEFAULT_MAX_PER_USER  32
+#define UPM_H2_STREAMS_AUTO       (-2)
+#define UPM_DEFAULT_H2_STREAMS    UPM_H2_STREAMS_AUTO
 #define UPM_DEFAULT_REDIS_TIMEOUT_MS   1000
 #define UPM_DEFAULT_REDIS_BACKOFF_MIN  100
 #define UPM_DEFAULT_REDIS_BACKOFF_MAX  2000
@@ -96,6 +98,7 @@ typedef struct {
     int async;                  /* -1: unset */
     int write_timeout;          /* seconds; -1: unset */
     int max_per_user;           /* -1: unset; 0: no limit */
+    int h2_streams;             /* -1: unset; UPM_H2_STREAMS_AUTO; 0: no limit */
     /* UploadProgressPublishRate: one bucket per <Location> that sets it,
      * per child (each child has its own copy after the fork). */
     struct upm_rate_bucket *publish_rate;   /* NULL: unset */
@@ -125,6 +128,9 @@ int upm_conf_max_age(const upm_dir_conf *d);
 int upm_conf_async(const upm_dir_conf *d);
 int upm_conf_write_timeout(const upm_dir_conf *d);
 int upm_conf_max_per_user(const upm_dir_conf *d);
+/* UploadProgressHTTP2Streams: N, 0 (no limit) or < 0: derived from
+ * mod_http2's settings (upm_h2.c). */
+int upm_conf_h2_streams(const upm_dir_conf *d);
 const char *upm_conf_user_claim(const upm_dir_conf *d);
 const char *upm_conf_token_param(const upm_dir_conf *d);
 /* "token" and every name UploadProgressJWTTokenParam was given in the main

@@ -8,6 +8,7 @@
 #include "upm_bus.h"
 #include "upm_config.h"
 #include "upm_hub.h"
+#include "upm_h2.h"
 #include "upm_stats.h"
 #include "upm_stream.h"
 #include "upm_refusal.h"
@@ -138,6 +139,10 @@ int upm_poll_handler(request_rec *r)
     spec.throttle_step = upm_conf_throttle(d);
     spec.max_queue_bytes = (apr_size_t)upm_conf_send_queue(d);
     upm_stats_add(UPM_ST_POLL_REQUESTS, 1);
+    /* A long poll over HTTP/2 keeps its h2 worker as an SSE stream does. */
+    if (wait > 0 && r->connection->master && !upm_h2_hold(r, d, "long poll")) {
+        return OK;
+    }
 
     memset(&o, 0, sizeof(o));
     o.p = r->pool;
@@ -176,7 +181,12 @@ int upm_poll_handler(request_rec *r)
         while (o.n == 0 && !reset && apr_time_now() < until) {
             upm_sub_state state;
             const char *reason = NULL;
-            int n = upm_sub_take(sub, until, frames, 64, APR_SIZE_MAX, &state, &reason), i;
+            apr_time_t step = until;
+            int n, i;
+            if (r->connection->master && step > apr_time_now() + UPM_H2_ABORT_CHECK) {
+                step = apr_time_now() + UPM_H2_ABORT_CHECK;     /* see upm_sse.c */
+            }
+            n = upm_sub_take(sub, step, frames, 64, APR_SIZE_MAX, &state, &reason);
             if (state == UPM_SUB_RESET) {
                 /* Messages were lost on the way: the client re-reads. */
                 add_reset(&o, reason, &last_id);
@@ -195,7 +205,8 @@ int upm_poll_handler(request_rec *r)
                 }
                 upm_frame_unref(frames[i]);
             }
-            if (state == UPM_SUB_CLOSING || state == UPM_SUB_DISCONNECT) {
+            if (state == UPM_SUB_CLOSING || state == UPM_SUB_DISCONNECT ||
+                r->connection->aborted) {
                 break;
             }
         }

@@ -1,5 +1,6 @@
 #include "upm_reactor.h"
 #include "upm_config.h"
+#include "upm_conn.h"
 
 #include "http_config.h"
 #include "http_connection.h"
@@ -176,6 +177,7 @@ int upm_reactor_suspend(upm_rconn *rc)
 {
     conn_rec *c = rc->c;
     request_rec *r = rc->r;
+    upm_conn *uc;
 
     /* mod_reqtimeout would cut an idle stream; mod_ssl's coalescing filter
      * would hold small messages back until a FLUSH we never send. */
@@ -184,13 +186,18 @@ int upm_reactor_suspend(upm_rconn *rc)
     remove_filter_named(r->output_filters, "SSL/TLS Coalescing Filter", 1, c);
     apr_socket_timeout_set(rc->sock, 0);
     rc->detach_pending = detachable(rc);
-    ap_set_module_config(c->conn_config, &upload_progress_module, rc);
+    if (!(uc = upm_conn_get(c))) {
+        uc = apr_pcalloc(c->pool, sizeof(*uc));
+        ap_set_module_config(c->conn_config, &upload_progress_module, uc);
+    }
+    uc->rc = rc;
     return SUSPENDED;
 }
 
 static void upm_suspend_connection(conn_rec *c, request_rec *r)
 {
-    upm_rconn *rc = ap_get_module_config(c->conn_config, &upload_progress_module);
+    upm_conn *uc = upm_conn_get(c);
+    upm_rconn *rc = uc ? uc->rc : NULL;
     if (!rc || rc->owned || !rx.lock) {
         return;
     }

@@ -4,6 +4,7 @@
 #include "upm_bus.h"
 #include "upm_config.h"
 #include "upm_event.h"
+#include "upm_h2.h"
 #include "upm_hub.h"
 #include "upm_reactor.h"
 #include "upm_sse_fmt.h"
@@ -374,6 +375,9 @@ static void serve_on_worker(sse_stream *st, apr_interval_time_t write_timeout)
         if (st->expires && st->expires < until) {
             until = st->expires;
         }
+        if (st->r->connection->master && until > apr_time_now() + UPM_H2_ABORT_CHECK) {
+            until = apr_time_now() + UPM_H2_ABORT_CHECK;
+        }
         n = upm_sub_take(st->sub, st->ps ? 0 : until, frames, UPM_TAKE_MAX, APR_SIZE_MAX,
                          &state, &reason);
         if (st->ps && !n && state == UPM_SUB_OK) {
@@ -381,6 +385,13 @@ static void serve_on_worker(sse_stream *st, apr_interval_time_t write_timeout)
             if (st->failed) {
                 break;
             }
+        }
+        /* mod_http2 marks a stream its client reset (or whose connection
+         * went) aborted and wakes nobody: seen here within a second, so
+         * the worker and the connection's place come back. */
+        if (st->r->connection->aborted) {
+            st->failed = 1;
+            break;
         }
         if (state == UPM_SUB_RESET) {
             drop_covered(frames, n, out_reset(st, reason));
@@ -465,6 +476,12 @@ int upm_sse_handler(request_rec *r)
         resume = apr_table_get(q, "lastEventId");
     }
 
+    /* Over HTTP/2 the stream keeps its h2 worker, and mod_http2 runs only
+     * a few of a connection's streams at once: the one that took the last
+     * of them would stop every other request of the connection. */
+    if (r->connection->master && !upm_h2_hold(r, d, "SSE stream")) {
+        return OK;
+    }
     if (upm_conf_max_per_user(d)) {
         got = upm_bus_user_acquire(r->user, (apr_uint32_t)upm_conf_max_per_user(d));
         if (got == 0) {

@@ -94,7 +94,7 @@ my (%sec, $cur, $in_dirs, $in_code);
 for (@lines) {
     if (/^## (.*)/) { $in_dirs = $1 =~ /^Directives\b/; undef $cur; next }
     next unless $in_dirs;
-    if (/^### `?([A-Za-z]+)`?\s*$/) {
+    if (/^### `?([A-Za-z][A-Za-z0-9]*)`?\s*$/) {
         $cur = $1;
         check(!$sec{$cur}, "docs/directives.md: $cur has two sections");
         $sec{$cur} = { text => '' };

@@ -27,6 +27,9 @@ export interface ConnectionError {
   message?: string;
   status?: number;
   fatal?: boolean;
+  /** WebSocket: the server's error code; a refusal over HTTP: the body's
+   * `error`, e.g. `http2_streams_busy` (the client then moves to
+   * WebSocket by itself). */
   code?: string;
 }
 

@@ -185,6 +185,29 @@ class Fatal extends Error {
   }
 }
 
+// A refusal that names its reason ({"error": code} in the body).
+async function refusal(res, what) {
+  const ct = res.headers.get('content-type') || '';
+  const why = `${res.status} ${ct.split(';')[0] || 'no content type'}`;
+  let code;
+  if (ct.startsWith('application/json')) {
+    try { code = (await res.json())?.error; } catch { /* not JSON after all */ }
+  } else {
+    try { await res.body?.cancel(); } catch { /* ignore */ }
+  }
+  if (res.status === 401 || res.status === 403) return new Fatal(`${what} refused: ${why}`, { status: res.status, code });
+  const err = new Error(`${what} unavailable: ${why}${code ? ` (${code})` : ''}`);
+  err.status = res.status;
+  err.code = code;
+  return err;
+}
+
+// The server's word that this HTTP/2 connection cannot carry one more
+// stream (each would hold one of the few workers mod_http2 gives a
+// connection): WebSocket, which browsers open as an HTTP/1.1 connection
+// of its own, can.
+const H2_BUSY = 'http2_streams_busy';
+
 /* --------------------------------------------------------- transports --- */
 // Each transport is a function (conn, handlers) -> { close(), send?() }.
 // handlers: opened(), frame(), message(obj, sseId), retry(ms), failed(err),
@@ -298,11 +321,8 @@ function openSSEFetch(conn, h) {
     if (ended) return;
     const ct = res.headers.get('content-type') || '';
     if (!res.ok || !ct.startsWith('text/event-stream')) {
-      const why = `${res.status} ${ct.split(';')[0] || 'no content type'}`;
-      try { await res.body?.cancel(); } catch { /* ignore */ }
-      fail(res.status === 401 || res.status === 403
-        ? new Fatal(`SSE refused: ${why}`, { status: res.status })
-        : new Error(`SSE unavailable: ${why}`));
+      const err = await refusal(res, 'SSE');
+      fail(err);
       return;
     }
     h.opened({});
@@ -456,13 +476,7 @@ function openPoll(conn, h) {
       });
       if (ended) return;
       const ct = res.headers.get('content-type') || '';
-      if (!res.ok || !ct.startsWith('application/json')) {
-        try { await res.body?.cancel(); } catch { /* ignore */ }
-        const why = `${res.status} ${ct.split(';')[0] || 'no content type'}`;
-        throw res.status === 401 || res.status === 403
-          ? new Fatal(`poll refused: ${why}`, { status: res.status })
-          : new Error(`poll unavailable: ${why}`);
-      }
+      if (!res.ok || !ct.startsWith('application/json')) throw await refusal(res, 'poll');
       body = await res.json();
       if (!body || !Array.isArray(body.events)) throw new Error('poll: not an events response');
     } catch (e) {
@@ -546,6 +560,7 @@ class Connection {
     this.openTimer = null;
     this.currentToken = null;
     this.closed = false;
+    this.h2Hopped = false;
     this.generation = 0;
     this.onOnline = () => {
       if (this.status === 'reconnecting' && this.reconnectTimer) {
@@ -559,6 +574,10 @@ class Connection {
     }
     // Listeners registered right after connect() see the first status.
     queueMicrotask(() => this.attempt());
+  }
+
+  canWebSocket() {
+    return this.hasUrl('websocket') && Boolean(this.opts.WebSocket || globalThis.WebSocket);
   }
 
   hasUrl(t) {
@@ -708,6 +727,7 @@ class Connection {
       opened(info) {
         if (gen !== self.generation) return;
         opened = true;
+        self.h2Hopped = false;
         clearTimeout(self.openTimer);
         self.failures = 0;
         self.serverRetry = 0;
@@ -747,7 +767,15 @@ class Connection {
         if (gen !== self.generation) return;
         self.drop();
         const fatal = err instanceof Fatal;
-        self.emit('error', { transport: name, message: err && err.message, status: err && err.status, fatal });
+        self.emit('error', { transport: name, message: err && err.message, status: err && err.status, code: err && err.code, fatal });
+        if (err && err.code === H2_BUSY && name !== 'websocket' && !self.h2Hopped && self.canWebSocket()) {
+          // Once per outage: a WebSocket that then fails goes the usual way.
+          self.h2Hopped = true;
+          if (!self.order.includes('websocket')) self.order.unshift('websocket');
+          self.index = self.order.indexOf('websocket');
+          self.attempt();
+          return;
+        }
         if (!opened && self.order.length > 1 && (self.index + 1) % self.order.length !== 0
             && !(fatal && err.status && name !== 'websocket')) {
           // Not this one: try the next transport at once.

@@ -380,3 +380,50 @@ describe('auto', () => {
     assert.equal(conn.status, 'closed');
   });
 });
+
+// An SSE stream or long poll that an HTTP/2 connection cannot carry gets
+// 503 {"error":"http2_streams_busy"} (docs/deployment.md): the client moves
+// to WebSocket at once, even when asked for SSE or polling.
+describe('503 http2_streams_busy', () => {
+  const busyFetch = (target) => async (url, init) => {
+    if (String(url).startsWith(`${server.base}${target}`)) {
+      return new Response(JSON.stringify({ error: 'http2_streams_busy', message: 'busy' }),
+        { status: 503, headers: { 'Content-Type': 'application/json' } });
+    }
+    return fetch(url, init);
+  };
+
+  for (const [transport, target] of [['sse', '/t/sse'], ['poll', '/t/poll']]) {
+    test(`${transport}: moves to WebSocket and delivers`, async () => {
+      const me = uniq('u');
+      const errors = [];
+      const conn = connect({
+        url: { websocket: `${server.base}/t/ws`, sse: `${server.base}/t/sse`, poll: `${server.base}/t/poll` },
+        transport, token: server.token(me), WebSocket, fetch: busyFetch(target), pollWait: 5,
+      });
+      conn.on('error', (e) => errors.push(e));
+      const got = collector(conn);
+      await waitStatus(conn, 'open');
+      assert.equal(conn.transport, 'websocket');
+      if (transport === 'sse') {
+        assert.equal(errors[0]?.code, 'http2_streams_busy', 'the refusal is reported with its code');
+        assert.equal(errors[0]?.status, 503);
+      }
+      await publish([progress(me, 1)]);
+      await got.waitFor((g) => g.length >= 1);
+      conn.close();
+    });
+  }
+
+  test('without WebSocket: backs off and tries again, no tight loop', async () => {
+    const conn = connect({
+      url: { sse: `${server.base}/t/sse` }, transport: 'sse', token: server.token(uniq('u')),
+      fetch: busyFetch('/t/sse'),
+    });
+    const delays = [];
+    conn.on('reconnecting', (r) => delays.push(r.delay));
+    await waitStatus(conn, 'reconnecting');
+    assert.ok(delays[0] >= 500, `first delay ${delays[0]}`);
+    conn.close();
+  });
+});
