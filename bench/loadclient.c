@@ -70,7 +70,9 @@ static struct {
     int max_pending;        /* handshakes in flight per worker */
     int connect_timeout;    /* s: the connect phase */
     int reconnect;          /* reconnect (with the last id) after a close */
-    int ws_resume;          /* send {"type":"resume"} after a reconnect (ours) */
+    int ws_resume;          /* send {"type":"resume"} after a reconnect (ours);
+                             * else a WebSocket reconnects with ?lastEventId= */
+    const char *ws_subscribe; /* "jobId=j0,jobId=j1": subscribe first (ours) */
     const char *status_file, *stop_file, *sent_file, *out_file;
     int max_time;
     const char *label;
@@ -98,6 +100,7 @@ typedef struct {
     volatile uint64_t delivered; /* messages carrying t_pub */
     uint64_t lost, dup, reordered, foreign, resets, other, disconnects, reconnects;
     uint64_t bad_status, neg_latency, expected;
+    uint64_t ws_errors;          /* WebSocket {"type":"error"} answers */
     uint64_t cycles_ok, cycles_failed, cycles_ws, pub_errors, pub_reconnects;
     uint64_t leaves[3];          /* cycles ended by goodbye, FIN, RST */
     int first_status;
@@ -314,7 +317,12 @@ static void send_request(conn *c)
     bl_buf req = { 0 };
     const char *tok = c->token;
     char *path = bl_expand(c->ws && opt.ws_path ? opt.ws_path : opt.path, c->uname, tok);
-    bl_buf_printf(&req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n", path, opt.host, opt.port);
+    bl_buf_printf(&req, "GET %s", path);
+    if (c->ws && !opt.ws_resume && c->ever && c->lastid[0]) {
+        /* The resume in the URL: the replay before any live message. */
+        bl_buf_printf(&req, "%slastEventId=%s", strchr(path, '?') ? "&" : "?", c->lastid);
+    }
+    bl_buf_printf(&req, " HTTP/1.1\r\nHost: %s:%d\r\n", opt.host, opt.port);
     free(path);
     if (tok && !opt.token_in_query) {
         bl_buf_printf(&req, "Authorization: Bearer %s\r\n", tok);
@@ -426,6 +434,18 @@ static void on_message(conn *c, const char *json, size_t len)
     if (!bl_json_u64(json, len, "\"t_pub\"", &t_pub)) {
         if (memmem(json, len, "\"reset\"", 7)) {
             me->resets++;
+        }
+        else if (c->ws && !c->lastid[0] && memmem(json, len, "\"connected\"", 11)
+                 && bl_json_str(json, len, "\"lastEventId\"", &v, &vl)
+                 && vl < sizeof(c->lastid)) {
+            /* Where the stream starts: a client dropped before its first
+             * message resumes from there. */
+            memcpy(c->lastid, v, vl);
+            c->lastid[vl] = 0;
+            return;
+        }
+        else if (memmem(json, len, "\"error\"", 7)) {
+            me->ws_errors++;
         }
         else {
             me->other++;
@@ -825,6 +845,26 @@ static void cycle_leave(conn *c)
     cycle_end(c, 1, 0, NULL);
 }
 
+/* --ws-subscribe: one subscribe per FIELD=VALUE, before any resume. */
+static void ws_subscribe(conn *c)
+{
+    const char *p = opt.ws_subscribe;
+    while (p && *p) {
+        const char *end = strchr(p, ','), *eq;
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        eq = memchr(p, '=', n);
+        if (eq) {
+            char msg[256];
+            int m = snprintf(msg, sizeof(msg), "{\"type\":\"subscribe\",\"%.*s\":\"%.*s\"}",
+                             (int)(eq - p), p, (int)(n - (size_t)(eq - p) - 1), eq + 1);
+            if (m > 0 && (size_t)m < sizeof(msg)) {
+                ws_send_frame(c, 0x1, msg, (size_t)m);
+            }
+        }
+        p = end ? end + 1 : NULL;
+    }
+}
+
 static void on_established(conn *c)
 {
     pending--;
@@ -837,9 +877,15 @@ static void on_established(conn *c)
     else if (!c->ever) {
         me->established++;
         c->ever = 1;
+        if (c->ws) {
+            ws_subscribe(c);
+        }
     }
     else {
         me->reconnects++;
+        if (c->ws) {
+            ws_subscribe(c);
+        }
         if (c->ws && opt.ws_resume && c->lastid[0]) {
             char msg[128];
             int n = snprintf(msg, sizeof(msg), "{\"type\":\"resume\",\"lastEventId\":\"%s\"}",
@@ -1223,6 +1269,7 @@ static void print_summary(int64_t connect_ms)
         tot.bad_status += w->bad_status;
         tot.neg_latency += w->neg_latency;
         tot.expected += w->expected;
+        tot.ws_errors += w->ws_errors;
         tot.cycles_ok += w->cycles_ok;
         tot.cycles_failed += w->cycles_failed;
         tot.cycles_ws += w->cycles_ws;
@@ -1247,7 +1294,7 @@ static void print_summary(int64_t connect_ms)
             "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
             "\"mean_ms\":%.3f,\"cycles\":%ld,\"cycles_ok\":%llu,\"cycles_failed\":%llu,"
             "\"cycles_ws\":%llu,\"left_goodbye\":%llu,\"left_fin\":%llu,\"left_rst\":%llu,"
-            "\"pub_errors\":%llu,\"pub_reconnects\":%llu,\"first_error\":\"",
+            "\"pub_errors\":%llu,\"pub_reconnects\":%llu,\"ws_errors\":%llu,\"first_error\":\"",
             opt.label, opt.mixed ? "mixed" : opt.ws ? "ws" : "sse", opt.conns, tot.established, tot.streaming,
             tot.failed, (long long)connect_ms, (unsigned long long)tot.delivered,
             (unsigned long long)tot.expected, lost_unknown ? -1LL : (long long)tot.lost,
@@ -1262,7 +1309,8 @@ static void print_summary(int64_t connect_ms)
             (unsigned long long)tot.cycles_ok, (unsigned long long)tot.cycles_failed,
             (unsigned long long)tot.cycles_ws, (unsigned long long)tot.leaves[LEAVE_GOODBYE],
             (unsigned long long)tot.leaves[LEAVE_FIN], (unsigned long long)tot.leaves[LEAVE_RST],
-            (unsigned long long)tot.pub_errors, (unsigned long long)tot.pub_reconnects);
+            (unsigned long long)tot.pub_errors, (unsigned long long)tot.pub_reconnects,
+            (unsigned long long)tot.ws_errors);
     for (; *err; err++) {
         if (*err == '"' || *err == '\\') {
             fputc('\\', out);
@@ -1282,7 +1330,8 @@ static void usage(void)
             "  [--ws-path TEMPLATE]\n"
             "  [--conns N] [--users U] [--prefix P] [--procs K] [--src-base B]\n"
             "  [--secret FILE] [--connect-rate R] [--max-pending M] [--connect-timeout S]\n"
-            "  [--no-reconnect] [--ws-resume] [--status FILE] [--stop-file FILE]\n"
+            "  [--no-reconnect] [--ws-resume] [--ws-subscribe F=V,...] [--status FILE]\n"
+            "  [--stop-file FILE]\n"
             "  [--sent FILE] [--out FILE] [--max-time S] [--label L]\n"
             "  [--cycles C [--cycle-base B] [--cycle-timeout S] [--publish PATH]]\n"
             "PATH may hold {u} (user name) and {t} (token; then no Authorization header).\n");
@@ -1302,6 +1351,7 @@ int main(int argc, char **argv)
         { "sent", 1, 0, 'c' }, { "out", 1, 0, 'o' }, { "max-time", 1, 0, 't' },
         { "label", 1, 0, 'l' }, { "cycles", 1, 0, 'C' }, { "cycle-base", 1, 0, 'B' },
         { "cycle-timeout", 1, 0, 'O' }, { "publish", 1, 0, 'U' }, { "ws-path", 1, 0, 'Y' },
+        { "ws-subscribe", 1, 0, 'Z' },
         { 0, 0, 0, 0 }
     };
     int ch, i, alive;
@@ -1341,6 +1391,7 @@ int main(int argc, char **argv)
         case 'O': opt.cycle_timeout = atoi(optarg); break;
         case 'U': opt.publish_path = optarg; break;
         case 'Y': opt.ws_path = optarg; break;
+        case 'Z': opt.ws_subscribe = optarg; break;
         default: usage();
         }
     }

@@ -6,7 +6,7 @@
  *   publisher --target ours  --port P [--path /publish] [--batch B]
  *   publisher --target nchan --port P [--path '/pub/{u}']
  *   publisher --target redis --port P [--channel 'user:{u}']
- *   common: --users U --prefix S --rate R --duration D [--conns C]
+ *   common: --users U --prefix S --rate R --duration D [--conns C] [--jobs K]
  *           [--pick random|cycle] [--pad N] [--seed X] --sent FILE [--out FILE]
  *           [--counts-from FILE]
  *   publisher --target ours --mix ...
@@ -58,6 +58,7 @@ static struct {
     int conns;
     int batch;
     int pick_cycle;
+    int jobs;           /* > 0: events carry jobId j<n mod jobs> */
     int pad;
     unsigned long long seed;
     const char *sent_file, *out_file;
@@ -291,6 +292,14 @@ static void pc_read(pconn *c)
 
 static void event_json(bl_buf *b, int u, uint32_t n, uint64_t t_pub)
 {
+    if (opt.jobs) {
+        /* --jobs K: in turn for jobs j0..jK-1, for subscribers that narrow
+         * to them. */
+        bl_buf_printf(b, "{\"type\":\"bench\",\"userId\":\"%s\",\"jobId\":\"j%u\","
+                      "\"n\":%u,\"t_pub\":%llu}", names[u], n % (uint32_t)opt.jobs, n,
+                      (unsigned long long)t_pub);
+        return;
+    }
     bl_event_json(b, 0, names[u], n, t_pub, pad_str);
 }
 
@@ -396,7 +405,7 @@ static void usage(void)
     fprintf(stderr, "usage: publisher --target ours|nchan|redis --port P --users U --rate R "
                     "--duration D --sent FILE\n  [--path P] [--channel C] [--prefix S] "
                     "[--conns C] [--batch B] [--pick random|cycle]\n  [--pad N] [--seed X] "
-                    "[--out FILE] [--drain-timeout S]\n  [--mix] [--counts-from FILE]\n");
+                    "[--out FILE] [--drain-timeout S]\n  [--mix] [--counts-from FILE] [--jobs K]\n");
     exit(2);
 }
 
@@ -409,7 +418,8 @@ int main(int argc, char **argv)
         { "conns", 1, 0, 'c' }, { "batch", 1, 0, 'b' }, { "pick", 1, 0, 'k' },
         { "pad", 1, 0, 'a' }, { "seed", 1, 0, 's' }, { "sent", 1, 0, 'S' },
         { "out", 1, 0, 'o' }, { "drain-timeout", 1, 0, 'D' }, { "mix", 0, 0, 'M' },
-        { "counts-from", 1, 0, 'F' }, { "address", 1, 0, 'A' }, { 0, 0, 0, 0 }
+        { "counts-from", 1, 0, 'F' }, { "address", 1, 0, 'A' }, { "jobs", 1, 0, 'J' },
+        { 0, 0, 0, 0 }
     };
     int ch, i;
     uint32_t *counts;
@@ -446,6 +456,7 @@ int main(int argc, char **argv)
         case 'D': opt.drain_timeout = atoi(optarg); break;
         case 'M': opt.mix = 1; break;
         case 'F': opt.counts_from = optarg; break;
+        case 'J': opt.jobs = atoi(optarg); break;
         default: usage();
         }
     }

@@ -83,6 +83,7 @@ void *upm_create_dir_conf(apr_pool_t *p, char *dir)
     c->report = -1;
     c->track_expire = -1;
     c->ws_max_message = -1;
+    c->ws_resume_wait = -1;
     c->async = -1;
     c->write_timeout = -1;
     c->max_per_user = -1;
@@ -124,6 +125,7 @@ void *upm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(report);
     MERGE_NUM(track_expire);
     MERGE_NUM(ws_max_message);
+    MERGE_NUM(ws_resume_wait);
     /* An inner list replaces the outer one: origins do not accumulate. */
     MERGE_PTR(allow_origin);
     MERGE_NUM(async);
@@ -143,6 +145,8 @@ apr_off_t upm_conf_max_event(const upm_dir_conf *d)
 { return d->max_event_size >= 0 ? d->max_event_size : UPM_DEFAULT_MAX_EVENT; }
 apr_off_t upm_conf_send_queue(const upm_dir_conf *d)
 { return d->send_queue >= 0 ? d->send_queue : UPM_DEFAULT_SEND_QUEUE; }
+int upm_conf_ws_resume_wait(const upm_dir_conf *d)
+{ return d->ws_resume_wait >= 0 ? d->ws_resume_wait : UPM_DEFAULT_WS_RESUME_WAIT; }
 apr_off_t upm_conf_ws_max_message(const upm_dir_conf *d)
 { return d->ws_max_message >= 0 ? d->ws_max_message : UPM_DEFAULT_WS_MAX_MESSAGE; }
 int upm_conf_async(const upm_dir_conf *d)
@@ -354,6 +358,10 @@ static const char *set_dir_int(cmd_parms *cmd, void *dv, const char *arg)
         /* Up to a year: longer is no bound worth the name. */
         if (!(err = parse_int(arg, 0, 366 * 86400, &v, cmd->cmd->name, cmd->pool)))
             d->max_age = (int)v;
+        return err;
+    case 6:
+        if (!(err = parse_int(arg, 0, 1000, &v, cmd->cmd->name, cmd->pool)))
+            d->ws_resume_wait = (int)v;
         return err;
     default:
         if (!(err = parse_int(arg, 0, 86400, &v, cmd->cmd->name, cmd->pool)))
@@ -1032,6 +1040,9 @@ const command_rec upm_cmds[] = {
                   "Bytes queued for one connection before it is treated as slow (default 256K)"),
     AP_INIT_TAKE1("UploadProgressWSMaxMessage", set_dir_size, (void *)2, OR_ALL,
                   "Largest WebSocket message a client may send, in bytes (default 64K)"),
+    AP_INIT_TAKE1("UploadProgressWSResumeWait", set_dir_int, (void *)6, OR_ALL,
+                  "Milliseconds (plus two round trips) a new WebSocket holds live "
+                  "messages for a first-message resume (default 5, 0 = none)"),
     AP_INIT_ITERATE("UploadProgressAllowOrigin", add_origin, NULL, OR_AUTHCFG | RSRC_CONF,
                     "Origins (scheme://host[:port], *.domain wildcards, null, or *) "
                     "allowed to open WebSockets; default: the request's own host"),

@@ -38,6 +38,7 @@ extern module AP_MODULE_DECLARE_DATA upload_progress_module;
 #define UPM_TRACK_ON   1        /* requests that carry X-Progress-ID */
 #define UPM_TRACK_ALL  2        /* every request with a body */
 #define UPM_DEFAULT_WS_MAX_MESSAGE (64 * 1024)
+#define UPM_DEFAULT_WS_RESUME_WAIT 5    /* ms */
 #define UPM_DEFAULT_WRITE_TIMEOUT 30
 #define UPM_DEFAULT_MAX_PER_USER  32
 #define UPM_H2_STREAMS_AUTO       (-2)
@@ -94,6 +95,7 @@ typedef struct {
     int report;                 /* ReportUploads: 0 Off, 1 On, 2 On JSONP; -1: unset */
     int track_expire;           /* seconds; -1: unset */
     apr_off_t ws_max_message;   /* -1: unset */
+    int ws_resume_wait;         /* ms; -1: unset */
     apr_array_header_t *allow_origin;   /* const char *; NULL: unset */
     int async;                  /* -1: unset */
     int write_timeout;          /* seconds; -1: unset */
@@ -122,6 +124,7 @@ int upm_conf_retry_ms(const upm_dir_conf *d);
 apr_off_t upm_conf_max_event(const upm_dir_conf *d);
 apr_off_t upm_conf_send_queue(const upm_dir_conf *d);
 apr_off_t upm_conf_ws_max_message(const upm_dir_conf *d);
+int upm_conf_ws_resume_wait(const upm_dir_conf *d);
 int upm_conf_leeway(const upm_dir_conf *d);
 int upm_conf_require_exp(const upm_dir_conf *d);
 int upm_conf_max_age(const upm_dir_conf *d);

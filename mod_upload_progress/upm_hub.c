@@ -265,6 +265,20 @@ void upm_sub_skip_upto(upm_sub *sub, apr_uint64_t upto)
     apr_thread_mutex_unlock(hub.lock);
 }
 
+void upm_sub_skip_copy(upm_sub *to, const upm_sub *from)
+{
+    apr_thread_mutex_lock(hub.lock);
+    if (from->skip_upto > to->skip_upto) {
+        to->skip_upto = from->skip_upto;
+    }
+    if (from->has_skip_xid && (!to->has_skip_xid
+                               || upm_xid_cmp(from->skip_xid, to->skip_xid) > 0)) {
+        to->has_skip_xid = 1;
+        to->skip_xid = from->skip_xid;
+    }
+    apr_thread_mutex_unlock(hub.lock);
+}
+
 void upm_sub_skip_xid(upm_sub *sub, upm_xid xid)
 {
     apr_thread_mutex_lock(hub.lock);

@@ -79,6 +79,10 @@ int upm_sub_throttle_pass(upm_sub *sub, const upm_frame *f);
 
 /* Frames with seq <= upto were already sent by a replay: dropped. */
 void upm_sub_skip_upto(upm_sub *sub, apr_uint64_t upto);
+/* A subscriber added to a connection after a replay: it skips what the
+ * connection's replay (from's skip) covered, since the fan-out may still
+ * hand it frames the replay sent already. */
+void upm_sub_skip_copy(upm_sub *to, const upm_sub *from);
 /* Frames with a stream id <= xid were already sent (read from the stream
  * itself): dropped. */
 void upm_sub_skip_xid(upm_sub *sub, upm_xid xid);

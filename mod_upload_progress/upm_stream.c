@@ -371,6 +371,59 @@ int upm_stream_resume_step(apr_pool_t *p, upm_sub *const *subs, int nsubs,
     return ret;
 }
 
+const char *upm_stream_resume_point(const char *last_id, apr_uint64_t *after)
+{
+    apr_uint64_t upto = 0;
+    upm_resume_status st;
+
+    if (upm_bus_mode() == UPM_BUS_MODE_STREAM) {
+        upm_bus_xfind fs = upm_bus_find_xid(last_id, after, &upto);
+        return fs == UPM_XFIND_COVERED ? NULL : fs == UPM_XFIND_INVALID ? "invalid"
+                                                                         : "uncovered";
+    }
+    st = upm_bus_resume_check(last_id, after);
+    if (st != UPM_RESUME_OK) {
+        return upm_resume_reason(st);
+    }
+    return *after < upm_bus_gap_seq() ? "redis" : NULL;
+}
+
+int upm_stream_any_between(apr_pool_t *p, upm_sub *const *subs, int nsubs,
+                           apr_uint64_t after, apr_uint64_t upto)
+{
+    apr_pool_t *bp;
+    upm_msg *msgs;
+    apr_uint64_t cursor = after, last, oldest;
+    int found = 0;
+
+    apr_pool_create(&bp, p);
+    while (cursor < upto && !found) {
+        int n, i, j;
+        msgs = apr_palloc(bp, sizeof(upm_msg) * UPM_REPLAY_BATCH);
+        n = upm_bus_read(bp, cursor, UPM_REPLAY_BATCH, msgs, &last, &oldest);
+        if (cursor + 1 < oldest) {
+            found = -1;
+            break;
+        }
+        for (i = 0; i < n && msgs[i].seq <= upto && !found; i++) {
+            if (msgs[i].flags & UPM_MSG_GAP) {
+                found = -1;
+                break;
+            }
+            for (j = 0; j < nsubs && !found; j++) {
+                found = upm_sub_matches(subs[j], &msgs[i]);
+            }
+        }
+        if (n < UPM_REPLAY_BATCH || (n && msgs[n - 1].seq >= upto)) {
+            break;
+        }
+        cursor = msgs[n - 1].seq;
+        apr_pool_clear(bp);
+    }
+    apr_pool_destroy(bp);
+    return found;
+}
+
 const char *upm_stream_last_id(request_rec *r, apr_table_t *query, const char *param)
 {
     const char *id = apr_table_get(r->headers_in, "Last-Event-ID");

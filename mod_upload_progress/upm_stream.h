@@ -95,6 +95,18 @@ int upm_stream_resume_step(apr_pool_t *p, upm_sub *const *subs, int nsubs,
                            upm_resume_steps *rs, apr_size_t max_bytes,
                            upm_stream_emit_fn emit, void *baton, const char **reason);
 
+/* Where a resume from last_id would start in this server's ring: NULL
+ * and *after set when every message after it is still held here, else
+ * the reason for a reset ("expired", "epoch", "invalid", "redis"), or, in
+ * Streams mode, "uncovered" when only the stream can tell. */
+const char *upm_stream_resume_point(const char *last_id, apr_uint64_t *after);
+
+/* Whether the ring holds a message with a sequence in (after, upto] that
+ * any of the subscribers matches (throttles untouched).  -1 when part of
+ * that range was evicted already (it cannot tell). */
+int upm_stream_any_between(apr_pool_t *p, upm_sub *const *subs, int nsubs,
+                           apr_uint64_t after, apr_uint64_t upto);
+
 /* The client's last id: the Last-Event-ID header, else the query
  * parameter `param` (lastEventId for SSE, since for polling); NULL when
  * neither is given. */

@@ -36,7 +36,14 @@
 #include "util_filter.h"
 #include "util_script.h"
 #include <apr_poll.h>
+#include <apr_portable.h>
 #include <apr_strings.h>
+#include <string.h>
+#if defined(__linux__)
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#endif
 
 APLOG_USE_MODULE(upload_progress);
 
@@ -49,6 +56,12 @@ APLOG_USE_MODULE(upload_progress);
  * the reactor get their turn. */
 #define WS_REPLAY_STEP_BYTES (64 * 1024)
 #define WS_PUMP_STEPS    16
+/* How long a new connection opened without ?lastEventId= holds live
+ * messages back waiting for its client's first message (a resume would
+ * set where it starts): UploadProgressWSResumeWait for the client's own
+ * turnaround, plus two round trips of the connection as TCP measured
+ * them, at most WS_START_HOLD_MAX. */
+#define WS_START_HOLD_MAX apr_time_from_msec(1500)
 
 typedef struct ws_conn {
     /* The handler's: on the reactor, valid only while rc->r is (a
@@ -97,6 +110,19 @@ typedef struct ws_conn {
     upm_rconn *rc;                  /* NULL while a worker holds the connection */
     int replaying;                  /* a resume's replay is going out in steps */
     upm_resume_steps replay;
+    /* Where the connection starts is not known yet (opened without
+     * ?lastEventId=): nothing is delivered until the client's first
+     * message says (a resume) or hold_until passes; then it starts from
+     * start_id, the position `connected` announced. */
+    int pending;
+    apr_time_t hold_until;
+    const char *start_id;           /* in home */
+    apr_uint64_t start_seq;         /* its ring sequence */
+    int said;                       /* the client sent more than subscriptions */
+    /* The id of the last message (or reset) sent: a later resume is exact
+     * only from there, or while nothing was sent yet. */
+    int sent_any;
+    char last_sent[64];
 } ws_conn;
 
 /* Log lines: through the request while there is one (a detached stream
@@ -174,6 +200,13 @@ static void ws_text(ws_conn *ws, const char *json, apr_size_t len)
     ws_write(ws, UPM_WS_OP_TEXT, json, len);
 }
 
+/* A message (or reset) with this id went out. */
+static void ws_sent_id(ws_conn *ws, const char *id)
+{
+    ws->sent_any = 1;
+    apr_cpystrn(ws->last_sent, id, sizeof(ws->last_sent));
+}
+
 static void ws_close(ws_conn *ws, int code, const char *reason)
 {
     apr_size_t len;
@@ -200,6 +233,7 @@ static apr_uint64_t ws_reset(ws_conn *ws, const char *reason)
     int i;
 
     ws_text(ws, json, len);
+    ws_sent_id(ws, id);
     /* The client re-reads its state now: whatever the ring held up to the
      * reset's id is part of that, and is not sent again. */
     for (i = 0; i < ws->nsubs; i++) {
@@ -213,6 +247,7 @@ static int emit_frame(void *baton, upm_frame *f)
 {
     ws_conn *ws = baton;
     ws_text(ws, f->json, f->json_len);
+    ws_sent_id(ws, f->id);
     ws->delivered++;
     /* Replayed: its age is how long the client was away, not latency. */
     upm_stats_delivered(1, -1);
@@ -239,6 +274,7 @@ static upm_sub *sub_open(ws_conn *ws, int field, const char *id, apr_pool_t **po
 {
     upm_sub_spec spec = ws->base;
     char kind_id[UPM_WSP_ID_MAX + 1];
+    upm_sub *sub;
 
     if (ws->nsubs == 0 && field < 0) {
         /* The first, owner-wide subscriber lives in home: an idle stream
@@ -260,7 +296,11 @@ static upm_sub *sub_open(ws_conn *ws, int field, const char *id, apr_pool_t **po
             spec.via = field;
         }
     }
-    return upm_hub_add(*pool, &spec);
+    sub = upm_hub_add(*pool, &spec);
+    if (ws->nsubs > 0) {
+        upm_sub_skip_copy(sub, ws->subs[0]);
+    }
+    return sub;
 }
 
 /* UploadProgressRequireGrant: a subscription to a grantable id the token
@@ -299,7 +339,7 @@ static int deliver(ws_conn *ws)
 
     /* During a replay, live frames wait queued: they are newer than what
      * the replay sends, or duplicates its end makes the subscribers skip. */
-    if (!ws->nsubs || ws->close_sent || ws->replaying) {
+    if (!ws->nsubs || ws->close_sent || ws->replaying || ws->pending) {
         return 0;
     }
     n = upm_sub_take_merged(ws->subs, ws->nsubs, frames, WS_TAKE_MAX, &state, &reason);
@@ -315,6 +355,7 @@ static int deliver(ws_conn *ws)
     for (i = 0; i < n; i++) {
         if (frames[i]) {
             ws_text(ws, frames[i]->json, frames[i]->json_len);
+            ws_sent_id(ws, frames[i]->id);
             ws->delivered++;
             upm_stats_delivered(1, apr_time_now() - frames[i]->published);
             upm_frame_unref(frames[i]);
@@ -395,6 +436,88 @@ static void ws_resume(ws_conn *ws, const char *last_id)
     }
 }
 
+/* The connection's start is known: from last_id (the client's first
+ * message was a resume) or from where `connected` said it starts.  Live
+ * messages held so far are either in the replay or skipped by it, so
+ * everything goes out once, in id order. */
+static void ws_start(ws_conn *ws, const char *last_id)
+{
+    ws->pending = 0;
+    ws_resume(ws, last_id ? last_id : ws->start_id);
+}
+
+/* A resume once the connection has started.  Exact (a replay from
+ * last_id) while nothing was sent yet, or from the id of the last message
+ * sent; a reset when last_id cannot be resumed from at all (as at connect
+ * time).  Otherwise messages newer than last_id went out already:
+ * - a first message (after subscribes) that came after the hold: exact
+ *   when the client missed nothing of the current subscriptions before
+ *   the connection's start (what came after it went out, or will, in
+ *   order), so there is nothing to do; else a reset, reason "late" (the
+ *   missed ones would have to follow newer ones);
+ * - any later one: refused, error resume_too_late, nothing changes.
+ * Returns the error code, or NULL when the resume was dealt with. */
+static const char *ws_resume_started(ws_conn *ws, const char *last_id)
+{
+    apr_uint64_t after = 0;
+    const char *reason;
+    int any;
+
+    if (!ws->sent_any || strcmp(last_id, ws->last_sent) == 0) {
+        ws_resume(ws, last_id);
+        return NULL;
+    }
+    reason = upm_stream_resume_point(last_id, &after);
+    if (reason && strcmp(reason, "uncovered") != 0) {
+        resume_refused(ws, last_id, reason);
+        return NULL;
+    }
+    if (reason || ws->said || !ws->start_id || after >= ws->start_seq) {
+        WS_LOG(ws, APLOG_DEBUG, 0, APLOGNO(13800)
+                      "WebSocket %s of user %s: resume from %s refused, %s was sent "
+                      "already", ws->client_id, ws->user, last_id, ws->last_sent);
+        return "resume_too_late";
+    }
+    any = upm_stream_any_between(ws->tmp, ws->subs, ws->nsubs, after, ws->start_seq);
+    WS_LOG(ws, APLOG_DEBUG, 0, APLOGNO(13801)
+                  "WebSocket %s of user %s: first-message resume from %s came %"
+                  APR_TIME_T_FMT " ms after the hold, when messages had gone out: %s",
+                  ws->client_id, ws->user, last_id,
+                  apr_time_as_msec(apr_time_now() - ws->hold_until),
+                  any == 0 ? "it missed nothing before the start" : "resetting");
+    if (any != 0) {
+        ws_reset(ws, any < 0 ? "expired" : "late");
+    }
+    return NULL;
+}
+
+/* The hold of a connection whose client said nothing is over. */
+static void ws_hold_check(ws_conn *ws, apr_time_t now)
+{
+    if (ws->pending && now >= ws->hold_until) {
+        ws_start(ws, NULL);
+    }
+}
+
+/* The connection's smoothed round-trip time as TCP measured it (0 when
+ * the platform does not tell). */
+static apr_interval_time_t ws_rtt(conn_rec *c)
+{
+#if defined(__linux__) && defined(TCP_INFO)
+    apr_socket_t *s = ap_get_conn_socket(c);
+    apr_os_sock_t fd;
+    struct tcp_info ti;
+    socklen_t tl = sizeof(ti);
+    if (s && apr_os_sock_get(&fd, s) == APR_SUCCESS
+        && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0) {
+        return (apr_interval_time_t)ti.tcpi_rtt;        /* microseconds */
+    }
+#else
+    (void)c;
+#endif
+    return 0;
+}
+
 /* ---- the client's messages ------------------------------------------- */
 
 static void on_text(ws_conn *ws, const unsigned char *data, apr_size_t len)
@@ -412,6 +535,33 @@ static void on_text(ws_conn *ws, const unsigned char *data, apr_size_t len)
         }
     }
     upm_wsp_handle(ws->proto, ws->tmp, (const char *)data, len, apr_time_now(), &res);
+    if (ws->pending && res.action == UPM_WSP_RESUME) {
+        /* The first message (after any subscribes) is a resume: the
+         * connection starts there, and nothing newer went out before. */
+        ws->said = 1;
+        ws_start(ws, res.last_event_id);
+        return;
+    }
+    if (ws->pending && res.action != UPM_WSP_SUBSCRIBED
+        && res.action != UPM_WSP_UNSUBSCRIBED) {
+        /* Anything else: this client does not resume by message. */
+        ws_start(ws, NULL);
+    }
+    if (res.action == UPM_WSP_RESUME) {
+        const char *code = ws_resume_started(ws, res.last_event_id);
+        ws->said = 1;
+        if (!code) {
+            return;
+        }
+        res.action = UPM_WSP_ERROR;
+        res.code = code;
+        res.message = apr_psprintf(ws->tmp, "messages up to %s were sent on this "
+                                   "connection already: resume from that id, or "
+                                   "reconnect with ?lastEventId=", ws->last_sent);
+    }
+    if (res.action != UPM_WSP_SUBSCRIBED && res.action != UPM_WSP_UNSUBSCRIBED) {
+        ws->said = 1;
+    }
     switch (res.action) {
     case UPM_WSP_SUBSCRIBED:
         if (res.existed) {
@@ -449,9 +599,6 @@ static void on_text(ws_conn *ws, const unsigned char *data, apr_size_t len)
         ws->nsubs = ws->proto->nsubs;
         break;
     }
-    case UPM_WSP_RESUME:
-        ws_resume(ws, res.last_event_id);
-        return;
     case UPM_WSP_ERROR:
         WS_LOG(ws, APLOG_DEBUG, 0, APLOGNO(13102)
                       "WebSocket %s: refused a client message: %s", ws->client_id,
@@ -779,6 +926,9 @@ static void rx_reschedule(ws_conn *ws)
         EARLIER(ws->close_until);
     }
     else {
+        if (ws->pending) {
+            EARLIER(ws->hold_until);
+        }
         if (ws->beat) {
             EARLIER(ws->next_ping);
             if (ws->ping_unanswered) {
@@ -917,6 +1067,21 @@ static void ws_rx_timer(upm_rconn *rc, apr_time_t now)
         upm_stats_add(UPM_ST_SLOW_CLOSED, 1);
         upm_reactor_close(rc, "slow consumer");
         goto out;
+    }
+    if (!ws->close_sent && ws->pending && now >= ws->hold_until) {
+        /* The client's first message may be in the socket already, its
+         * POLLIN not handled yet: it decides, not the order of our events. */
+        rx_input(ws);
+        if (rc->closing) {
+            goto out;
+        }
+        if (ws->pending && !ws->close_sent) {
+            ws_start(ws, NULL);
+            rx_output(ws);
+            if (rc->closing) {
+                goto out;
+            }
+        }
     }
     if (ws->close_sent) {
         if (now >= ws->close_until) {
@@ -1106,6 +1271,7 @@ int upm_ws_handler(request_rec *r)
         apr_uint64_t start;
         /* The newest id as clients see it: a stream id in Streams mode. */
         start_id = upm_bus_newest(r->pool, &start);
+        ws->start_seq = start;
     }
 
     upm_ws_accept(key, accept);
@@ -1137,7 +1303,20 @@ int upm_ws_handler(request_rec *r)
     s = upm_wsp_connected(ws->tmp, ws->client_id, start_id, &len);
     ws_text(ws, s, len);
     if (start_id) {
-        upm_stream_resume(ws->tmp, ws->subs, ws->nsubs, start_id, emit_frame, ws);
+        /* Nothing goes out until the client's first message or the hold:
+         * a client that resumes by message (as the first one) gets the
+         * same order as one that resumes in the URL, and one that says
+         * nothing waits only the hold. */
+        int wait = upm_conf_ws_resume_wait(d);
+        apr_interval_time_t hold = apr_time_from_msec(wait) + 2 * ws_rtt(c);
+        ws->start_id = apr_pstrdup(home, start_id);
+        ws->hold_until = apr_time_now() + (hold < WS_START_HOLD_MAX ? hold : WS_START_HOLD_MAX);
+        if (wait) {
+            ws->pending = 1;
+        }
+        else {
+            ws_start(ws, NULL);
+        }
     }
     else if (resume && *resume) {
         const char *reason = upm_stream_resume(ws->tmp, ws->subs, ws->nsubs, resume,
@@ -1174,6 +1353,9 @@ int upm_ws_handler(request_rec *r)
         if (ws_read(ws) < 0) {
             break;
         }
+        if (!ws->close_sent) {
+            ws_hold_check(ws, apr_time_now());
+        }
         taken = deliver(ws);
         ws_flush(ws);
         if (ws->done || ws->failed || ws->close_sent) {
@@ -1196,6 +1378,9 @@ int upm_ws_handler(request_rec *r)
         }
         if (ws->expires && ws->expires - now < wait) {
             wait = ws->expires - now;
+        }
+        if (ws->pending && ws->hold_until - now < wait) {
+            wait = ws->hold_until - now;
         }
         if (wait < 0) {
             wait = 0;

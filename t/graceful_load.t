@@ -49,9 +49,8 @@ sub connect_client {
         return 0 unless $conn && ($conn->status // 0) == 200;
     }
     else {
-        # ?lastEventId=: the replay and the live messages in one order.  (A
-        # resume message sent after the 101 comes after whatever live
-        # messages went out meanwhile.)
+        # ?lastEventId=: the replay and the live messages in one order (a
+        # first-message resume is the same: t/ws_resume_load.t).
         my $q = defined $from ? "?lastEventId=$from" : '';
         $conn = eval { UPM::WS->connect("/ws$q", token => $tok, timeout => 10) };
         return 0 unless $conn && ($conn->status // 0) == 101;

@@ -179,6 +179,10 @@ sub read_type {
     is(join(',', map { $_->{n} } @live), join(',', 1 .. 1500),
        'they arrive live, in order');
 
+    # A resume on this connection would send again what it delivered: a
+    # new one resumes, as its first message, from the first id.
+    $c->close;
+    $c = open_ws('/ws', $u, rcvbuf => 8192);
     $c->send_json({ type => 'resume', lastEventId => $ids[0] });
     sleep 0.5;
     my ($st) = pub([map { { type => 'rx_bulk', userId => $u, n => $_, pad => $pad } }
