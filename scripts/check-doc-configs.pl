@@ -17,7 +17,7 @@
 #   conf/*.in   "# conf-check: standalone": a whole server configuration.
 #
 # Filled in before the run (so that the examples' own paths need not exist):
-#   @SECRET@ and the key of every UploadProgressJWTKey (file:PATH, a bare
+#   @SECRET@ (and @REDIS@: a local URL) and the key of every UploadProgressJWTKey (file:PATH, a bare
 #   PATH or env:NAME): a key of the algorithm's family; SSLCertificate*File:
 #   a self-signed certificate; Include of /etc/apache2/conf-available/NAME
 #   (where deployment.md says the conf/ files go): conf/NAME, itself filled in;
@@ -66,6 +66,7 @@ sub fill {
     my @out;
     for my $line (split /\n/, $text, -1) {
         $line =~ s/\@SECRET\@/$secret/g;
+        $line =~ s{\@REDIS\@}{redis://127.0.0.1:6379}g;
         if ($line =~ /^(\s*UploadProgressJWTKey\s+)(\S+)(\s+)(\S+)(.*)$/i) {
             my ($pre, $alg, $sp, $src, $rest) = ($1, uc $2, $3, $4, $5);
             if ($src =~ /^env:(\w+)$/) {
@@ -95,7 +96,8 @@ sub fill {
 
 my @load = map { [$_, "$moddir/mod_$_.so"] } qw(mpm_event authn_core authz_core authz_host authz_user
     auth_basic mime dir alias setenvif headers env reqtimeout status proxy proxy_http proxy_wstunnel
-    ssl socache_shmcb http2 rewrite cgid);
+    ssl socache_shmcb http2 rewrite cgid authn_file request session session_cookie session_crypto
+    auth_form auth_openidc);
 my $head = join "\n",
     "ServerRoot \"$tmp\"", 'ServerName localhost', 'Listen 127.0.0.1:8080',
     "PidFile \"$tmp/run/httpd.pid\"", "ErrorLog \"$tmp/logs/error_log\"",
@@ -150,6 +152,7 @@ for my $md (sort glob "$top/docs/*.md") {
 
 # ---- conf/ -------------------------------------------------------------------
 for my $cf (sort glob "$top/conf/*") {
+    next if -d $cf;    # conf/mods-available: the Debian package's .load/.conf (scripts/deb-test.sh)
     my $text = slurp($cf);
     my $name = $cf =~ s{.*/}{}r;
     my ($marker) = $text =~ /^#\s*conf-check:\s*(\S+)/m;
