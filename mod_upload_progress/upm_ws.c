@@ -309,8 +309,11 @@ static int sub_granted(void *baton, int field, const char *id)
 {
     ws_conn *ws = baton;
     const char *grant = upm_stream_grant_kind(field);
-    if (!grant) {
-        return 1;                   /* photoId: never granted, only narrows */
+    if (!grant || ws->base.via != UPM_F_OWNER) {
+        /* photoId is never granted, it only narrows; and on a connection
+         * the URL already routes through a granted id, a subscription
+         * only narrows that. */
+        return 1;
     }
     return upm_auth_claims_grant(ws->tmp, ws->claims, ws->grant_claim, ws->id_claims, field,
                                  grant, id);

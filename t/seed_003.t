@@ -54,6 +54,18 @@ sub open_client {
     is($st, 401, 'no valid token: 401');
 }
 
+# The connection is the session's: a subscribe only narrows it further.
+{
+    my ($ws, $st) = open_client("/session/$S", $node->token('narrow', sessionId => $S));
+    is($st, 101, 'a session\'s client');
+    $ws->send_json({ type => 'subscribe', fileId => 'file-a1' });
+    is_deeply($ws->next_json(5), { type => 'subscribed', fileId => 'file-a1' },
+              '... may narrow to a file of it (the grant of the session covers it)');
+    $ws->send_json({ type => 'subscribe', sessionId => $sessions[1] });
+    is($ws->next_json(5)->{code}, 'out_of_scope', '... but not move to another session');
+    $ws->close;
+}
+
 my $t0 = time;
 my @clients;
 for my $i (0 .. $CLIENTS - 1) {
