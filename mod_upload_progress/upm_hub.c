@@ -235,6 +235,11 @@ int upm_hub_count(void)
 int upm_sub_matches(const upm_sub *sub, const upm_msg *m)
 {
     int f;
+    /* A client named the ids of its own upload: a stream watching them
+     * through another user's grant must not take its word for them. */
+    if ((m->flags & UPM_MSG_CLIENT) && strcmp(m->f[UPM_F_OWNER], sub->spec.user) != 0) {
+        return 0;
+    }
     if (sub->spec.via == UPM_F_OWNER) {
         if (strcmp(m->f[UPM_F_OWNER], sub->spec.user) != 0) {
             return 0;

@@ -26,6 +26,7 @@ upm_ingest_status upm_ingest(apr_pool_t *p, const char *data, apr_size_t len,
     const char *owner = NULL;
     upm_event_status st;
     upm_msg *m;
+    int client;
 
     if (len > max) {
         *err = apr_psprintf(p, "%" APR_SIZE_T_FMT " bytes, more than the %" APR_SIZE_T_FMT
@@ -44,6 +45,10 @@ upm_ingest_status upm_ingest(apr_pool_t *p, const char *data, apr_size_t len,
         *err = "the payload is JSON but not an object";
         return UPM_IN_NOT_OBJECT;
     }
+    /* Set by this module's own upload tracking (upm_emit.c); from anyone
+     * else it only narrows who receives the message. */
+    client = json_object_get(ev, UPM_MSG_CLIENT_MEMBER) != NULL;
+    json_object_del(ev, UPM_MSG_CLIENT_MEMBER);
     st = upm_event_normalize(p, ev, event_map, owner_hint, now, &msg, &owner, err);
     json_decref(ev);
     if (st == UPM_EV_NO_OWNER) {
@@ -70,6 +75,9 @@ upm_ingest_status upm_ingest(apr_pool_t *p, const char *data, apr_size_t len,
     }
     *out = *m;
     out->ext = "";
+    if (client) {
+        out->flags |= UPM_MSG_CLIENT;
+    }
     if (out->json_len > max) {
         /* Normalisation adds a little (type, timestamp, progress). */
         *err = apr_psprintf(p, "%" APR_SIZE_T_FMT " bytes once normalised, more than the %"
