@@ -39,6 +39,7 @@ upm_ingest_status upm_ingest_routed(apr_pool_t *p, const char *data, apr_size_t 
     const char *owner = NULL;
     upm_event_status st;
     upm_msg *m;
+    int client;
 
     if (len > max) {
         *err = apr_psprintf(p, "%" APR_SIZE_T_FMT " bytes, more than the %" APR_SIZE_T_FMT
@@ -57,6 +58,10 @@ upm_ingest_status upm_ingest_routed(apr_pool_t *p, const char *data, apr_size_t 
         *err = "the payload is JSON but not an object";
         return UPM_IN_NOT_OBJECT;
     }
+    /* Set by this module's own upload tracking (upm_emit.c); from anyone
+     * else it only narrows who receives the message. */
+    client = json_object_get(ev, UPM_MSG_CLIENT_MEMBER) != NULL;
+    json_object_del(ev, UPM_MSG_CLIENT_MEMBER);
     if (scoped && !upm_valid_id(scope_id)) {
         json_decref(ev);
         *err = apr_psprintf(p, "the channel's %s is not 1 to 128 of A-Z a-z 0-9 . _ : @ -",
@@ -101,6 +106,9 @@ upm_ingest_status upm_ingest_routed(apr_pool_t *p, const char *data, apr_size_t 
     }
     *out = *m;
     out->ext = "";
+    if (client) {
+        out->flags |= UPM_MSG_CLIENT;
+    }
     if (out->json_len > max) {
         /* Normalisation adds a little (type, timestamp, progress). */
         *err = apr_psprintf(p, "%" APR_SIZE_T_FMT " bytes once normalised, more than the %"

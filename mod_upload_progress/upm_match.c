@@ -5,6 +5,12 @@
 int upm_match(const char *user, const char *const *scope, int via, const upm_msg *m)
 {
     int f;
+    /* A client named the ids of its own upload (upload tracking): a stream
+     * watching them through another user's grant must not take its word
+     * for them, so such a message reaches its owner's streams only. */
+    if ((m->flags & UPM_MSG_CLIENT) && (!user || strcmp(m->f[UPM_F_OWNER], user) != 0)) {
+        return 0;
+    }
     if (via == UPM_F_OWNER) {
         /* An owner-less message has "" as its owner, which no
          * authenticated user is. */

@@ -18,6 +18,13 @@ enum {
 /* upm_msg.flags */
 #define UPM_MSG_GAP 0x01        /* not a message: messages may be missing
                                  * here; every client gets a reset */
+#define UPM_MSG_CLIENT 0x02     /* made from a client's own request (upload
+                                 * tracking): its ids are the client's word,
+                                 * so it reaches its owner's streams only */
+
+/* The member that carries UPM_MSG_CLIENT through Redis, where a message is
+ * its JSON only; taken out again when the message is read back. */
+#define UPM_MSG_CLIENT_MEMBER "_upmOrigin"
 
 typedef struct upm_msg {
     apr_uint64_t seq;           /* set by the reader, not stored */

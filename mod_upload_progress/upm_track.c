@@ -323,7 +323,8 @@ static void emit(track_ctx *ctx, const char *type, int final, int status,
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, ctx->r, APLOGNO(13307)
                       "upload %s: cannot build %s: %s", ctx->id, type, err ? err : "JSON");
     }
-    else if ((rv = upm_emit_publish(ctx->tmp, &m, 1, &seq, &cause)) != APR_SUCCESS) {
+    else if ((m->flags |= UPM_MSG_CLIENT,
+              rv = upm_emit_publish(ctx->tmp, &m, 1, &seq, &cause)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, ctx->r, APLOGNO(13308)
                       "upload %s: cannot publish %s: %s", ctx->id, type, cause);
     }

@@ -38,6 +38,16 @@ static void test_ok(void)
                   UPM_IN_OK);
     UPM_CHECK_STR(m.f[UPM_F_OWNER], "42");
     UPM_CHECK_DBL(m.percent, 3.0);
+    UPM_CHECK(!(m.flags & UPM_MSG_CLIENT));
+
+    /* The client-origin marker of tracked uploads sent through Redis: the
+     * flag comes back, the member does not reach clients. */
+    UPM_CHECK_INT(in("{\"" UPM_MSG_CLIENT_MEMBER "\":\"client\",\"type\":"
+                     "\"upload_started\",\"userId\":\"u1\",\"sessionId\":\"s1\"}",
+                     NULL, &m, &err), UPM_IN_OK);
+    UPM_CHECK(m.flags & UPM_MSG_CLIENT);
+    UPM_CHECK_STR(m.f[UPM_F_SESSION], "s1");
+    UPM_CHECK(strstr(m.json, UPM_MSG_CLIENT_MEMBER) == NULL);
 }
 
 static upm_ingest_status in_scope(const char *s, int field, const char *id, upm_msg *m,
