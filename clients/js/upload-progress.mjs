@@ -28,7 +28,7 @@ export const KNOWN_TYPES = [
   'job_progress', 'job_completed', 'job_complete', 'job_failed',
   'PHOTO_UPLOADED', 'PHOTO_FAILED', 'SESSION_COMPLETED',
   'session_created', 'file_registered', 'part_uploaded', 'file_completed',
-  'session_finalized', 'progress', 'reset', 'token_expired', 'message',
+  'session_finalized', 'progress', 'reset', 'token_expired', 'disconnect', 'message',
 ];
 
 const DEFAULTS = {
@@ -696,6 +696,14 @@ class Connection {
     if (id && this.lastEventId && compareIds(id, this.lastEventId) === 0) return;
     if (id && this.lastEventId && compareIds(id, this.lastEventId) === -1) return;
     if (id) this.lastEventId = id;
+    if (msg.type === 'disconnect') {
+      // The application ended this user's connections (a revoked token):
+      // stay closed rather than reconnect.
+      this.emit('message', msg);
+      this.emit('disconnect', msg);
+      this.close();
+      return;
+    }
     if (!this.wanted(msg)) return;
     this.emit('message', msg);
     if (msg.type && msg.type !== 'message') this.emit(msg.type, msg);

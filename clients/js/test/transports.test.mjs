@@ -93,6 +93,24 @@ for (const v of VARIANTS) {
       assert.equal(conn.status, 'closed');
     });
 
+    test('a disconnect for the user ends the connection, which stays closed', async () => {
+      const me = uniq('u');
+      const conn = open(v, me);
+      const got = collector(conn);
+      let told = null;
+      conn.on('disconnect', (m) => { told = m; });
+      await waitStatus(conn, 'open');
+      await publish([progress(me, 1), { type: 'disconnect', userId: me, reason: 'token_revoked' }]);
+      await got.waitFor((g) => g.some((m) => m.type === 'disconnect'));
+      assert.equal(told && told.reason, 'token_revoked', 'the disconnect event with its fields');
+      assert.equal(conn.status, 'closed', 'the client closed itself');
+      await sleep(500);
+      await publish([progress(me, 2)]);
+      await sleep(500);
+      assert.deepEqual(got.map((m) => m.type), ['upload_progress', 'disconnect'], 'nothing after it');
+      assert.equal(conn.status, 'closed', 'and did not reconnect');
+    });
+
     test('messages, resets and tracked-upload fields match the schema in docs/events.md', async () => {
       const me = uniq('u');
       const schema = messageSchema();
