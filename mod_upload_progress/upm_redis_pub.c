@@ -333,7 +333,7 @@ const char *upm_redis_stream_replay(apr_pool_t *p, const char *after,
     while (!stop) {
         size_t i;
         rep = upm_redis_conn_command(c, "XRANGE %s (%s + COUNT %d",
-                           sc->redis_stream, cursor, UPM_XRANGE_BATCH);
+                                     sc->redis_stream, cursor, UPM_XRANGE_BATCH);
         if (!rep || rep->type != REDIS_REPLY_ARRAY) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(13206)
                          "cannot resume %s: XRANGE failed: %s", after,

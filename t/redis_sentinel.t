@@ -1,5 +1,5 @@
-# Sentinel failover under load: three redis-sentinels, a primary and a
-# replica on loopback; three httpds found the primary through the
+# Sentinel failover under load: three redis-sentinels (with a password),
+# a primary and two replicas on loopback; three httpds found the primary through the
 # sentinels (Streams with UploadProgressRedisWait 1, Streams without it,
 # pub/sub), and events are POSTed to them at about 200/s in all while the
 # primary changes: first SENTINEL FAILOVER, then kill -9 of the primary.
@@ -30,15 +30,21 @@ note("sentinel files in $dir");
 my $j = $UPM::Node::JSON;
 
 my %redis;
-$redis{$P1} = UPM::Redis->new(port => $P1)->start;
-$redis{$_} = UPM::Redis->new(port => $_, args => [ '--replicaof', '127.0.0.1', $P1 ])->start
-    for $P2, $P3;
+# Sentinel announces +switch-master only once the other replicas follow
+# the new primary; a full sync waits repl-diskless-sync-delay (5 s by
+# default) for more replicas first.
+my @fast_sync = ('--repl-diskless-sync-delay', '0');
+$redis{$P1} = UPM::Redis->new(port => $P1, args => [@fast_sync])->start;
+$redis{$_} = UPM::Redis->new(port => $_, args => [ @fast_sync, '--replicaof', '127.0.0.1', $P1 ])
+                       ->start for $P2, $P3;
 
 my @sentinels;
 END { for (@sentinels) { kill 'KILL', $_; waitpid($_, 0) } }
 for my $p (@SP) {
     open my $f, '>', "$dir/s$p.conf" or die $!;
+    # The sentinels want a password (and use it among themselves).
     print $f "port $p\nbind 127.0.0.1\ndaemonize no\ndir $dir\nlogfile $dir/s$p.log\n"
+           . "requirepass sentinel-secret\n"
            . "sentinel monitor upm 127.0.0.1 $P1 2\n"
            . "sentinel down-after-milliseconds upm 1000\n"
            . "sentinel failover-timeout upm 4000\n";
@@ -47,7 +53,12 @@ for my $p (@SP) {
     if (!$pid) { exec '/usr/bin/redis-sentinel', "$dir/s$p.conf"; exit 127 }
     push @sentinels, $pid;
 }
-sub scmd { my $p = shift; UPM::Redis::Conn->new($p)->cmd(@_) }
+sub scmd {
+    my $p = shift;
+    my $c = UPM::Redis::Conn->new($p);
+    $c->cmd('AUTH', 'sentinel-secret');
+    return $c->cmd(@_);
+}
 sub primary_port { my $r = eval { scmd($SP[0], 'SENTINEL', 'get-master-addr-by-name', 'upm') }; $r ? $r->[1] : 0 }
 sub role { my $r = eval { $redis{ $_[0] }->_fresh->cmd('ROLE') }; $r ? $r->[0] : 'down' }
 sub wait_until {
@@ -81,7 +92,8 @@ sub settled {
 }
 ok(settled($P1, $P2, $P3), 'three sentinels, a primary and two replicas');
 
-my $sent = 'UploadProgressRedisSentinel upm ' . join(' ', map { "127.0.0.1:$_" } @SP);
+my $sent = 'UploadProgressRedisSentinel upm ' . join(' ', map { "127.0.0.1:$_" } @SP)
+         . ' password=sentinel-secret';
 my $fast = "UploadProgressRedisBackoff 50 500\n";
 my %node = (
     wait   => UPM::Node->new(redis => 'redis://127.0.0.1:1', stream => "upm:sw:$$",
