@@ -86,7 +86,7 @@ while read -r at what; do
     [ -z "$at" ] && continue
     now=$(date +%s.%N)
     wait_s=$(calc "$T0 + $at - $now")
-    [ "$(calc "$wait_s > 0")" = 1 ] && sleep "$wait_s"
+    [ "$(calc "($wait_s > 0) ? 1 : 0")" = 1 ] && sleep "$wait_s"
     if [ "$what" = usr1 ]; then
         kill -USR1 "$SERVER_PID"
     else
