@@ -58,6 +58,7 @@ void *upm_create_dir_conf(apr_pool_t *p, char *dir)
 {
     upm_dir_conf *c = apr_pcalloc(p, sizeof(*c));
     c->leeway = -1;
+    c->refresh_ahead = -1;
     c->heartbeat = -1;
     c->throttle = -1;
     c->retry_ms = -1;
@@ -93,6 +94,7 @@ void *upm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(scope_claim);
     MERGE_PTR(grant_claim);
     MERGE_NUM(leeway);
+    MERGE_NUM(refresh_ahead);
     MERGE_NUM(heartbeat);
     MERGE_NUM(throttle);
     MERGE_NUM(retry_ms);
@@ -130,6 +132,8 @@ int upm_conf_max_per_user(const upm_dir_conf *d)
 { return d->max_per_user >= 0 ? d->max_per_user : UPM_DEFAULT_MAX_PER_USER; }
 int upm_conf_leeway(const upm_dir_conf *d)
 { return d->leeway >= 0 ? d->leeway : UPM_DEFAULT_LEEWAY; }
+int upm_conf_refresh_ahead(const upm_dir_conf *d)
+{ return d->refresh_ahead >= 0 ? d->refresh_ahead : UPM_DEFAULT_REFRESH_AHEAD; }
 const char *upm_conf_user_claim(const upm_dir_conf *d)
 { return d->user_claim ? d->user_claim : "sub"; }
 const char *upm_conf_token_param(const upm_dir_conf *d)
@@ -300,6 +304,10 @@ static const char *set_dir_int(cmd_parms *cmd, void *dv, const char *arg)
     case 4:
         if (!(err = parse_int(arg, 0, 1000000, &v, cmd->cmd->name, cmd->pool)))
             d->max_per_user = (int)v;
+        return err;
+    case 5:
+        if (!(err = parse_int(arg, 0, 86400, &v, cmd->cmd->name, cmd->pool)))
+            d->refresh_ahead = (int)v;
         return err;
     default:
         if (!(err = parse_int(arg, 0, 86400, &v, cmd->cmd->name, cmd->pool)))
@@ -768,6 +776,10 @@ const command_rec upm_cmds[] = {
     DIR_STR("UploadProgressJWTAudience", audience, "Required aud claim"),
     AP_INIT_TAKE1("UploadProgressJWTLeeway", set_dir_int, (void *)2, OR_AUTHCFG | RSRC_CONF,
                   "Seconds of clock skew allowed on exp and nbf (default 30)"),
+    AP_INIT_TAKE1("UploadProgressJWTRefreshAhead", set_dir_int, (void *)5,
+                  OR_AUTHCFG | RSRC_CONF,
+                  "Seconds before a WebSocket's token expires that it is told to refresh "
+                  "(default 60, 0 = never)"),
     DIR_STR("UploadProgressJWTUserClaim", user_claim, "Claim naming the user (default sub)"),
     DIR_STR("UploadProgressJWTTokenParam", token_param,
             "Query parameter carrying the token (default token)"),

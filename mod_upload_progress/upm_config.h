@@ -19,6 +19,7 @@ extern module AP_MODULE_DECLARE_DATA upload_progress_module;
 #define UPM_DEFAULT_THROTTLE      1.0
 #define UPM_DEFAULT_RETRY_MS      3000
 #define UPM_DEFAULT_LEEWAY        30
+#define UPM_DEFAULT_REFRESH_AHEAD 60
 #define UPM_DEFAULT_SEND_QUEUE    (256 * 1024)
 #define UPM_DEFAULT_TRACK_SLOTS   1024
 #define UPM_DEFAULT_TRACK_EXPIRE  60
@@ -59,6 +60,7 @@ typedef struct {
     const char *issuer;
     const char *audience;
     int leeway;                 /* -1: unset */
+    int refresh_ahead;          /* seconds; -1: unset */
     const char *user_claim;
     const char *token_param;
     const char *cookie;
@@ -101,6 +103,7 @@ apr_off_t upm_conf_max_event(const upm_dir_conf *d);
 apr_off_t upm_conf_send_queue(const upm_dir_conf *d);
 apr_off_t upm_conf_ws_max_message(const upm_dir_conf *d);
 int upm_conf_leeway(const upm_dir_conf *d);
+int upm_conf_refresh_ahead(const upm_dir_conf *d);
 int upm_conf_async(const upm_dir_conf *d);
 int upm_conf_write_timeout(const upm_dir_conf *d);
 int upm_conf_max_per_user(const upm_dir_conf *d);
