@@ -2,7 +2,7 @@
 # {"type":"disconnect","userId":U} (a token was revoked, an account
 # closed) and every connection of U, on every transport and every child,
 # receives it as its last message and is closed: SSE after the
-# `disconnect` event, WebSocket with close code 4003, whatever the
+# `disconnect` event, WebSocket with close code 4004, whatever the
 # connection is narrowed to.  Other users' connections stay.  In both
 # modes (reactor, and -defines UPM_SYNC).
 use strict;
@@ -51,7 +51,7 @@ for my $i (0 .. $#sse) {
 my ($m) = $ws->until_json(type => 'disconnect', 5);
 ok($m, 'WebSocket: the disconnect message, although subscribed to a job');
 my ($code) = $ws->expect_close(5);
-is($code, 4003, 'WebSocket: then close code 4003');
+is($code, 4004, 'WebSocket: then close code 4004');
 
 publish('/publish', { type => 'note', userId => $v, n => 1 });
 my $e = $other->next_event(5);
