@@ -1,7 +1,9 @@
 // Ten tabs of one origin over HTTP/2 (h2 over TLS, a certificate made for
 // the test) in Debian's Chromium: a browser keeps one HTTP/2 connection per
 // origin for all its tabs, and every tab asks for an SSE stream.  mod_http2
-// processes only a few streams of a connection at once: the server keeps
+// processes only a few streams of a connection at once (here at most 8,
+// H2MaxWorkers 8; then four tabs are closed, each cancel halving
+// mod_http2's limit for the connection): the server keeps
 // the connection's last places free (503 http2_streams_busy) and the
 // client moves those tabs to WebSocket, which Chromium opens as HTTP/1.1
 // connections of their own.  Every tab must get every message, and the
@@ -81,6 +83,12 @@ before(async () => {
     LoadModule socache_shmcb_module @MODDIR@/mod_socache_shmcb.so
     LoadModule ssl_module @MODDIR@/mod_ssl.so
 </IfModule>
+# A small server's h2 workers: mod_http2 then processes at most 8 streams
+# of a connection, however many requests have completed on it (with the
+# defaults a busy page raises the limit to min(H2MaxWorkers,
+# H2MaxSessionStreams), and the freeze needs that many tabs).
+H2MinWorkers 4
+H2MaxWorkers 8
 Listen 127.0.0.1:${TLS_PORT}
 <VirtualHost 127.0.0.1:${TLS_PORT}>
     ServerName localhost
@@ -171,5 +179,32 @@ test(`${TABS} tabs on one origin over HTTP/2: every tab gets its messages, other
   });
   assert.ok(fresh.ok && fresh.ms < 2000, `a new request answers promptly: ${JSON.stringify(fresh)}`);
   await pages[0].screenshot({ path: join(ARTIFACTS, 'h2-tab-0.png') });
+
+  // The user closes four tabs.  Chromium cancels their streams, and
+  // mod_http2 halves the connection's limit at each cancel of a running
+  // stream (down to 2): the six tabs left must keep working, and new tabs
+  // must open.
+  for (const page of pages.splice(TABS - 4, 4)) {
+    await page.close();
+    await sleep(300);
+  }
+  for (let i = 0; i < 2; i++) {
+    const page = await browser.newPage();
+    await page.goto(`${base}/h2tab.html?token=${encodeURIComponent(token)}&tab=new${i}`,
+      { timeout: 10000 });
+    await page.waitForFunction(() => window.__transport, null, { timeout: 15000 });
+    pages.push(page);
+  }
+  const since2 = Date.now();
+  await sleep(1500);
+  await server.publish([4, 5].map((n) => ({ type: 'h2_tab_probe', userId: user, n })));
+  for (const [i, page] of pages.entries()) {
+    await page.waitForFunction(() => window.__got.filter((m) => m.type === 'h2_tab_probe' && m.n >= 4).length >= 2,
+      null, { timeout: 10000 })
+      .catch(async () => assert.fail(`after closing tabs, tab ${i} got ${JSON.stringify(await page.evaluate(() => window.__got.map((m) => m.n)))}`));
+    const pings = await page.evaluate((t) => window.__pings.filter((p) => p.at >= t), since2);
+    assert.ok(pings.length >= 3 && pings.every((p) => p.ok && p.ms < 2000),
+      `after closing tabs, tab ${i}: other requests answered promptly: ${JSON.stringify(pings.slice(0, 5))}`);
+  }
   for (const page of pages) await page.close();
 });
