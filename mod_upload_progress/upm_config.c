@@ -74,7 +74,6 @@ void *upm_create_dir_conf(apr_pool_t *p, char *dir)
     c->leeway = -1;
     c->require_exp = -1;
     c->max_age = -1;
-    c->refresh_ahead = -1;
     c->heartbeat = -1;
     c->throttle = -1;
     c->retry_ms = -1;
@@ -117,7 +116,6 @@ void *upm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(leeway);
     MERGE_NUM(require_exp);
     MERGE_NUM(max_age);
-    MERGE_NUM(refresh_ahead);
     MERGE_NUM(heartbeat);
     MERGE_NUM(throttle);
     MERGE_NUM(retry_ms);
@@ -165,8 +163,6 @@ int upm_conf_require_exp(const upm_dir_conf *d)
 { return d->require_exp >= 0 ? d->require_exp : UPM_DEFAULT_REQUIRE_EXP; }
 int upm_conf_max_age(const upm_dir_conf *d)
 { return d->max_age >= 0 ? d->max_age : UPM_DEFAULT_MAX_AGE; }
-int upm_conf_refresh_ahead(const upm_dir_conf *d)
-{ return d->refresh_ahead >= 0 ? d->refresh_ahead : UPM_DEFAULT_REFRESH_AHEAD; }
 const char *upm_conf_user_claim(const upm_dir_conf *d)
 { return d->user_claim ? d->user_claim : "sub"; }
 const char *upm_conf_token_param(const upm_dir_conf *d)
@@ -366,10 +362,6 @@ static const char *set_dir_int(cmd_parms *cmd, void *dv, const char *arg)
     case 6:
         if (!(err = parse_int(arg, 0, 1000, &v, cmd->cmd->name, cmd->pool)))
             d->ws_resume_wait = (int)v;
-        return err;
-    case 7:
-        if (!(err = parse_int(arg, 0, 86400, &v, cmd->cmd->name, cmd->pool)))
-            d->refresh_ahead = (int)v;
         return err;
     default:
         if (!(err = parse_int(arg, 0, 86400, &v, cmd->cmd->name, cmd->pool)))
@@ -1084,10 +1076,6 @@ const command_rec upm_cmds[] = {
     AP_INIT_TAKE1("UploadProgressJWTMaxAge", set_dir_int, (void *)5, OR_AUTHCFG | RSRC_CONF,
                   "Longest lifetime in seconds a token may have (exp - iat), and the "
                   "longest it is accepted after iat (default 0 = no bound)"),
-    AP_INIT_TAKE1("UploadProgressJWTRefreshAhead", set_dir_int, (void *)7,
-                  OR_AUTHCFG | RSRC_CONF,
-                  "Seconds before a WebSocket's token expires that it is told to refresh "
-                  "(default 60, 0 = never)"),
     DIR_STR("UploadProgressJWTUserClaim", user_claim, "Claim naming the user (default sub)"),
     AP_INIT_TAKE1("UploadProgressJWTTokenParam", set_token_param, NULL,
                   OR_AUTHCFG | RSRC_CONF, "Query parameter carrying the token (default token)"),

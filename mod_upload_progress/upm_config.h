@@ -29,7 +29,6 @@ extern module AP_MODULE_DECLARE_DATA upload_progress_module;
 #define UPM_DEFAULT_LEEWAY        30
 #define UPM_DEFAULT_REQUIRE_EXP   1
 #define UPM_DEFAULT_MAX_AGE       0
-#define UPM_DEFAULT_REFRESH_AHEAD 60
 #define UPM_DEFAULT_SEND_QUEUE    (256 * 1024)
 #define UPM_DEFAULT_TRACK_SLOTS   1024
 #define UPM_DEFAULT_TRACK_EXPIRE  60
@@ -80,7 +79,6 @@ typedef struct {
     int leeway;                 /* -1: unset */
     int require_exp;            /* -1: unset */
     int max_age;                /* seconds; -1: unset; 0: no bound */
-    int refresh_ahead;          /* seconds; -1: unset */
     const char *user_claim;
     const char *token_param;
     const char *cookie;
@@ -130,7 +128,6 @@ int upm_conf_ws_resume_wait(const upm_dir_conf *d);
 int upm_conf_leeway(const upm_dir_conf *d);
 int upm_conf_require_exp(const upm_dir_conf *d);
 int upm_conf_max_age(const upm_dir_conf *d);
-int upm_conf_refresh_ahead(const upm_dir_conf *d);
 int upm_conf_async(const upm_dir_conf *d);
 int upm_conf_write_timeout(const upm_dir_conf *d);
 int upm_conf_max_per_user(const upm_dir_conf *d);

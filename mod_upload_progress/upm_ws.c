@@ -20,8 +20,6 @@
 #include "upm_bus.h"
 #include "upm_config.h"
 #include "upm_hub.h"
-#include "upm_jwks_fetch.h"
-#include "upm_jwt.h"
 #include "upm_reactor.h"
 #include "upm_stats.h"
 #include "upm_stream.h"
@@ -106,10 +104,6 @@ typedef struct ws_conn {
     apr_interval_time_t beat;       /* ping interval (0: none) */
     apr_time_t next_ping;
     apr_time_t expires;             /* the token's exp (0: none) */
-    apr_interval_time_t ahead;      /* token_expiring this long before expires */
-    int expiring_sent;              /* token_expiring went out for this exp */
-    const upm_dir_conf *dconf;      /* keys and policy for a refresh */
-    int jwt;                        /* opened with AuthType JWT */
     apr_time_t close_until;         /* after our close: the client's is due by */
     const char *end;                /* why the connection ends, for the log */
     /* Reactor mode only: */
@@ -529,151 +523,6 @@ static apr_interval_time_t ws_rtt(conn_rec *c)
 
 /* ---- the client's messages ------------------------------------------- */
 
-/* ---- token refresh --------------------------------------------------- */
-
-static apr_status_t release_claims(void *data);
-
-/* The claims of a refreshed token replace the old ones, and with them the
- * grants: a subscription that was routed through a grant the new token
- * lacks ends (unsubscribed, reason grant_revoked); one that a new grant
- * covers is reopened through it.  Returns non-zero when the connection's
- * own scope (a granted id in its URL) is no longer granted. */
-static int ws_regrant(ws_conn *ws, json_t *old_claims, json_t *new_claims)
-{
-    int i = 0;
-
-    if (ws->base.via != UPM_F_OWNER) {
-        const char *kind = upm_stream_grant_kind(ws->base.via);
-        return kind && !upm_auth_claims_grant(ws->tmp, new_claims, ws->grant_claim,
-                                              ws->id_claims, ws->base.via, kind,
-                                              ws->base.scope[ws->base.via]);
-    }
-    if (!ws->narrowed || !ws->proto) {
-        return 0;
-    }
-    while (i < ws->proto->nsubs) {
-        upm_wsp_sub *sp = &ws->proto->subs[i];
-        const char *kind = upm_stream_grant_kind(sp->field);
-        int had = kind && upm_auth_claims_grant(ws->tmp, old_claims, ws->grant_claim,
-                                                ws->id_claims, sp->field, kind, sp->id);
-        int has = kind && upm_auth_claims_grant(ws->tmp, new_claims, ws->grant_claim,
-                                                ws->id_claims, sp->field, kind, sp->id);
-        if (had && !has) {
-            apr_size_t rlen;
-            char *reply = upm_wsp_ended(ws->tmp, sp->field, sp->id, "grant_revoked", &rlen);
-            int last = ws->proto->nsubs - 1;
-
-            if (reply) {
-                ws_text(ws, reply, rlen);
-            }
-            sub_close(ws, i);
-            ws->subs[i] = ws->subs[last];
-            ws->sub_pools[i] = ws->sub_pools[last];
-            ws->subs[last] = NULL;
-            ws->sub_pools[last] = NULL;
-            ws->proto->subs[i] = ws->proto->subs[last];
-            ws->proto->nsubs--;
-            ws->nsubs = ws->proto->nsubs;
-            continue;
-        }
-        if (!had && has) {
-            /* sub_open routes through the grant of ws->claims (the new). */
-            sub_close(ws, i);
-            ws->subs[i] = sub_open(ws, sp->field, sp->id, &ws->sub_pools[i]);
-        }
-        i++;
-    }
-    return 0;
-}
-
-static void ws_refresh_error(ws_conn *ws, const char *code, const char *msg)
-{
-    upm_wsp_result res;
-    apr_size_t rlen;
-    char *reply;
-
-    memset(&res, 0, sizeof(res));
-    res.action = UPM_WSP_ERROR;
-    res.code = code;
-    res.message = msg;
-    reply = upm_wsp_reply(ws->tmp, &res, &rlen);
-    if (reply) {
-        ws_text(ws, reply, rlen);
-    }
-}
-
-/* {"type":"refresh","token":...}: the same checks as at the handshake.  A
- * refused token changes nothing (the old exp still holds); another user's
- * token closes the connection (4003). */
-static void ws_refresh(ws_conn *ws, const char *token)
-{
-    const upm_dir_conf *d = ws->dconf;
-    upm_jwt_policy pol;
-    upm_jwt_result res;
-    upm_jwt_status st;
-    json_t *old;
-    apr_size_t rlen;
-    char *reply;
-
-    if (!d || !ws->jwt || ((!d->keys || !d->keys->nelts) && (!d->jwks || !d->jwks->nelts))) {
-        ws_refresh_error(ws, "refresh_unsupported", "this connection was not opened with "
-                         "a token (AuthType JWT)");
-        return;
-    }
-    pol.issuer = d->issuer;
-    pol.audience = d->audience;
-    pol.leeway = upm_conf_leeway(d);
-    pol.user_claim = upm_conf_user_claim(d);
-    memset(&res, 0, sizeof(res));
-    st = upm_jwt_verify(ws->tmp, token, upm_jwks_fetch_keys(ws->tmp, d->keys, d->jwks),
-                        &pol, apr_time_sec(apr_time_now()), &res);
-    if (st == UPM_JWT_UNKNOWN_KID) {
-        upm_jwks_fetch_unknown_kid(d->jwks);
-    }
-    if (st != UPM_JWT_OK) {
-        WS_LOG(ws, APLOG_INFO, 0, APLOGNO(13970)
-               "WebSocket %s of user %s: refresh token refused: %s", ws->client_id, ws->user,
-               upm_jwt_status_label(st));
-        upm_stats_auth_failure(st);
-        ws_refresh_error(ws, "invalid_token", upm_jwt_status_text(st));
-        return;
-    }
-    if (strcmp(res.user, ws->user) != 0) {
-        WS_LOG(ws, APLOG_NOTICE, 0, APLOGNO(13971)
-               "WebSocket %s of user %s: refresh with a token of user %s; closing",
-               ws->client_id, ws->user, res.user);
-        json_decref(res.claims);
-        ws_close(ws, UPM_WS_CLOSE_OTHER_USER, "token of another user");
-        ws->end = "refresh by another user";
-        return;
-    }
-    old = ws->claims;
-    ws->claims = res.claims;
-    if (old) {
-        apr_pool_cleanup_kill(ws->home, old, release_claims);
-    }
-    apr_pool_cleanup_register(ws->home, ws->claims, release_claims, apr_pool_cleanup_null);
-    if (ws_regrant(ws, old, ws->claims)) {
-        json_decref(old);
-        WS_LOG(ws, APLOG_INFO, 0, APLOGNO(13972)
-               "WebSocket %s of user %s: the refreshed token no longer grants the "
-               "connection's scope; closing", ws->client_id, ws->user);
-        ws_close(ws, UPM_WS_CLOSE_OTHER_USER, "grant revoked");
-        ws->end = "grant revoked by refresh";
-        return;
-    }
-    json_decref(old);
-    ws->expires = res.exp ? apr_time_from_sec(res.exp) : 0;
-    ws->expiring_sent = 0;
-    WS_LOG(ws, APLOG_DEBUG, 0, APLOGNO(13973)
-           "WebSocket %s of user %s: token refreshed (exp %" APR_INT64_T_FMT ")",
-           ws->client_id, ws->user, res.exp);
-    reply = upm_wsp_refreshed(ws->tmp, res.exp, &rlen);
-    if (reply) {
-        ws_text(ws, reply, rlen);
-    }
-}
-
 static void on_text(ws_conn *ws, const unsigned char *data, apr_size_t len)
 {
     upm_wsp_result res;
@@ -753,9 +602,6 @@ static void on_text(ws_conn *ws, const unsigned char *data, apr_size_t len)
         ws->nsubs = ws->proto->nsubs;
         break;
     }
-    case UPM_WSP_REFRESH:
-        ws_refresh(ws, res.token);
-        return;
     case UPM_WSP_ERROR:
         WS_LOG(ws, APLOG_DEBUG, 0, APLOGNO(13102)
                       "WebSocket %s: refused a client message: %s", ws->client_id,
@@ -1022,15 +868,6 @@ static int ws_checks(ws_conn *ws, apr_time_t now)
         ws->end = "token expired";
         return 1;
     }
-    if (ws->expires && ws->ahead && !ws->expiring_sent && now >= ws->expires - ws->ahead) {
-        apr_size_t rlen;
-        char *msg = upm_wsp_token_expiring(ws->tmp, apr_time_sec(ws->expires), &rlen);
-        if (msg) {
-            ws_text(ws, msg, rlen);
-            ws_flush(ws);
-        }
-        ws->expiring_sent = 1;
-    }
     if (ws->beat && ws->ping_unanswered && now >= ws->ping_unanswered + 2 * ws->beat) {
         WS_LOG(ws, APLOG_INFO, 0, APLOGNO(13113)
                       "WebSocket %s of user %s answered no ping for %d s; closing",
@@ -1102,9 +939,6 @@ static void rx_reschedule(ws_conn *ws)
             }
         }
         EARLIER(ws->expires);
-        if (ws->expires && ws->ahead && !ws->expiring_sent) {
-            EARLIER(ws->expires - ws->ahead > 0 ? ws->expires - ws->ahead : 1);
-        }
     }
     if (rc->blocked_since) {
         EARLIER(rc->blocked_since + rc->write_timeout);
@@ -1389,9 +1223,6 @@ int upm_ws_handler(request_rec *r)
     /* The per-directory configuration lives as long as this child. */
     ws->id_claims = upm_conf_id_claims(d);
     ws->require_grant = upm_conf_require_grant(d);
-    ws->dconf = d;
-    ws->jwt = ai != NULL;
-    ws->ahead = apr_time_from_sec(upm_conf_refresh_ahead(d));
     if (ai && ai->claims) {
         ws->claims = json_incref(ai->claims);
         apr_pool_cleanup_register(home, ws->claims, release_claims, apr_pool_cleanup_null);
@@ -1553,10 +1384,6 @@ int upm_ws_handler(request_rec *r)
         }
         if (ws->pending && ws->hold_until - now < wait) {
             wait = ws->hold_until - now;
-        }
-        if (ws->expires && ws->ahead && !ws->expiring_sent
-            && ws->expires - ws->ahead - now < wait) {
-            wait = ws->expires - ws->ahead - now;
         }
         if (wait < 0) {
             wait = 0;

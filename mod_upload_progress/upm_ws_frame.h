@@ -23,8 +23,7 @@ enum {
     UPM_WS_CLOSE_BAD_DATA = 1007, UPM_WS_CLOSE_POLICY = 1008,
     UPM_WS_CLOSE_TOO_BIG = 1009, UPM_WS_CLOSE_INTERNAL = 1011,
     UPM_WS_CLOSE_TOKEN_EXPIRED = 4001, UPM_WS_CLOSE_NO_PONG = 4002,
-    UPM_WS_CLOSE_OTHER_USER = 4003,   /* refresh: another user's token, or the scope's grant gone */
-    UPM_WS_CLOSE_DISCONNECTED = 4004
+    UPM_WS_CLOSE_DISCONNECTED = 4004   /* the application disconnected the user */
 };
 
 #define UPM_WS_CONTROL_MAX 125

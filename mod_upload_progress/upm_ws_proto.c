@@ -1,8 +1,5 @@
 #include "upm_ws_proto.h"
 
-/* upm_jwt.h's UPM_JWT_MAX_TOKEN, without its libjwt dependency here. */
-#define UPM_JWT_MAX_TOKEN_LEN 8192
-
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <jansson.h>
@@ -185,28 +182,14 @@ void upm_wsp_handle(upm_wsp_state *st, apr_pool_t *p, const char *text, apr_size
         goto done;
     }
     if (strcmp(type, "subscribe") != 0 && strcmp(type, "unsubscribe") != 0
-        && strcmp(type, "resume") != 0 && strcmp(type, "refresh") != 0) {
+        && strcmp(type, "resume") != 0) {
         error(res, "unknown_type", apr_psprintf(p, "unknown message type \"%.64s\": use "
-              "subscribe, unsubscribe, resume, refresh or ping", type));
+              "subscribe, unsubscribe, resume or ping", type));
         goto done;
     }
     if (!rate_take(st, now)) {
         error(res, "rate_limited", apr_psprintf(p, "more than %d subscribe, unsubscribe "
               "or resume messages in one second", UPM_WSP_RATE));
-        goto done;
-    }
-    if (strcmp(type, "refresh") == 0) {
-        json_t *t = json_object_get(msg, "token");
-        /* The verifier bounds the token again; this keeps a huge string
-         * from being copied first. */
-        if (!json_is_string(t) || json_string_length(t) == 0
-            || json_string_length(t) > UPM_JWT_MAX_TOKEN_LEN
-            || strlen(json_string_value(t)) != json_string_length(t)) {
-            error(res, "invalid_message", "refresh needs a string \"token\"");
-            goto done;
-        }
-        res->action = UPM_WSP_REFRESH;
-        res->token = apr_pstrdup(p, json_string_value(t));
         goto done;
     }
     if (type[0] == 'r') {
@@ -273,29 +256,6 @@ char *upm_wsp_reply(apr_pool_t *p, const upm_wsp_result *res, apr_size_t *len)
         *len = 0;
         return NULL;
     }
-    return o ? dump(p, o, len) : NULL;
-}
-
-char *upm_wsp_refreshed(apr_pool_t *p, apr_int64_t exp, apr_size_t *len)
-{
-    json_t *o = json_pack("{s:s}", "type", "refreshed");
-    if (o && exp) {
-        json_object_set_new(o, "exp", json_integer((json_int_t)exp));
-    }
-    return o ? dump(p, o, len) : NULL;
-}
-
-char *upm_wsp_token_expiring(apr_pool_t *p, apr_int64_t exp, apr_size_t *len)
-{
-    json_t *o = json_pack("{s:s,s:I}", "type", "token_expiring", "exp", (json_int_t)exp);
-    return o ? dump(p, o, len) : NULL;
-}
-
-char *upm_wsp_ended(apr_pool_t *p, int field, const char *id, const char *reason,
-                    apr_size_t *len)
-{
-    json_t *o = json_pack("{s:s,s:s,s:s}", "type", "unsubscribed",
-                          upm_wsp_field_name(field), id, "reason", reason);
     return o ? dump(p, o, len) : NULL;
 }
 

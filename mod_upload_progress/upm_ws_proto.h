@@ -41,8 +41,7 @@ typedef enum {
     UPM_WSP_SUBSCRIBED,            /* subs[index] added (or already there) */
     UPM_WSP_UNSUBSCRIBED,          /* subs[index] removed: the last entry moved there */
     UPM_WSP_RESUME,                /* replay after last_event_id */
-    UPM_WSP_PONG,                  /* application-level {"type":"ping"} */
-    UPM_WSP_REFRESH                /* a new token for this connection (in token) */
+    UPM_WSP_PONG                   /* application-level {"type":"ping"} */
 } upm_wsp_action;
 
 typedef struct {
@@ -52,7 +51,6 @@ typedef struct {
     int index;
     int existed;                   /* SUBSCRIBED: was already subscribed */
     const char *last_event_id;
-    const char *token;             /* REFRESH */
     const char *code;              /* ERROR */
     const char *message;
 } upm_wsp_result;
@@ -73,16 +71,6 @@ char *upm_wsp_reply(apr_pool_t *p, const upm_wsp_result *res, apr_size_t *len);
  * resumes from there) is left out when NULL. */
 char *upm_wsp_connected(apr_pool_t *p, const char *client_id, const char *last_event_id,
                         apr_size_t *len);
-
-/* {"type":"refreshed","exp":N} (exp 0: the token has none, left out) and
- * {"type":"token_expiring","exp":N}. */
-char *upm_wsp_refreshed(apr_pool_t *p, apr_int64_t exp, apr_size_t *len);
-char *upm_wsp_token_expiring(apr_pool_t *p, apr_int64_t exp, apr_size_t *len);
-
-/* {"type":"unsubscribed","<field>":id,"reason":reason}: a subscription the
- * server ended (its grant is gone after a refresh). */
-char *upm_wsp_ended(apr_pool_t *p, int field, const char *id, const char *reason,
-                    apr_size_t *len);
 
 /* Is s 1..128 of [A-Za-z0-9._:-]? */
 int upm_wsp_valid_id(const char *s);

@@ -41,7 +41,7 @@ static void test_errors(void)
     UPM_CHECK_STR(r.code, "unknown_type");
     UPM_CHECK_STR(reply(&r), "{\"type\":\"error\",\"code\":\"unknown_type\",\"message\":"
                   "\"unknown message type \\\"hello\\\": use subscribe, unsubscribe, "
-                  "resume, refresh or ping\"}");
+                  "resume or ping\"}");
     r = run(&st, "{\"type\":\"subscribe\"}", T0);
     UPM_CHECK_STR(r.code, "invalid_message");
     r = run(&st, "{\"type\":\"subscribe\",\"jobId\":\"a\",\"fileId\":\"b\"}", T0);
@@ -214,43 +214,6 @@ static void test_misc(void)
                   "{\"type\":\"error\",\"code\":\"unknown_type\",\"message\":\"unknown_type\"}");
 }
 
-static void test_refresh(void)
-{
-    upm_wsp_state st;
-    upm_wsp_result r;
-    char big[9000];
-    apr_size_t len;
-
-    upm_wsp_init(&st, NULL);
-    r = run(&st, "{\"type\":\"refresh\",\"token\":\"a.b.c\"}", T0);
-    UPM_CHECK_INT(r.action, UPM_WSP_REFRESH);
-    UPM_CHECK_STR(r.token, "a.b.c");
-    UPM_CHECK(upm_wsp_reply(pool, &r, &len) == NULL);
-    r = run(&st, "{\"type\":\"refresh\"}", T0);
-    UPM_CHECK_STR(r.code, "invalid_message");
-    r = run(&st, "{\"type\":\"refresh\",\"token\":5}", T0);
-    UPM_CHECK_STR(r.code, "invalid_message");
-    r = run(&st, "{\"type\":\"refresh\",\"token\":\"\"}", T0);
-    UPM_CHECK_STR(r.code, "invalid_message");
-    /* jansson refuses the NUL itself */
-    r = run(&st, "{\"type\":\"refresh\",\"token\":\"a\\u0000b\"}", T0);
-    UPM_CHECK_INT(r.action, UPM_WSP_ERROR);
-    memset(big, 'a', sizeof(big));
-    memcpy(big, "{\"type\":\"refresh\",\"token\":\"",
-           strlen("{\"type\":\"refresh\",\"token\":\""));
-    memcpy(big + sizeof(big) - 3, "\"}", 3);
-    r = run(&st, big, T0);
-    UPM_CHECK_STR(r.code, "invalid_message");
-
-    UPM_CHECK_STR(upm_wsp_refreshed(pool, 1700000600, &len),
-                  "{\"type\":\"refreshed\",\"exp\":1700000600}");
-    UPM_CHECK_STR(upm_wsp_refreshed(pool, 0, &len), "{\"type\":\"refreshed\"}");
-    UPM_CHECK_STR(upm_wsp_token_expiring(pool, 1700000600, &len),
-                  "{\"type\":\"token_expiring\",\"exp\":1700000600}");
-    UPM_CHECK_STR(upm_wsp_ended(pool, UPM_F_PROJECT, "p1", "grant_revoked", &len),
-                  "{\"type\":\"unsubscribed\",\"projectId\":\"p1\",\"reason\":\"grant_revoked\"}");
-}
-
 int main(void)
 {
     apr_initialize();
@@ -260,7 +223,6 @@ int main(void)
     test_scope();
     test_rate();
     test_misc();
-    test_refresh();
     apr_pool_destroy(pool);
     apr_terminate();
     UPM_TEST_DONE("ws_proto");
