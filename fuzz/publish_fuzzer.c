@@ -108,7 +108,11 @@ static void check_message(apr_pool_t *p, const upm_msg *m, upm_ring *ring)
     if (!json_is_string(v) || strcmp(json_string_value(v), m->f[UPM_F_TYPE]) != 0
         || !*m->f[UPM_F_TYPE] || strlen(m->f[UPM_F_TYPE]) > 64
         || !printable(m->f[UPM_F_TYPE]) || strchr(m->f[UPM_F_TYPE], ' ')) abort();
-    if (!upm_valid_id(m->f[UPM_F_OWNER])) abort();
+    /* A message has an owner, or (addressed to a scope) no owner and at
+     * least one of the ids that address a scope; photoId is none. */
+    if (*m->f[UPM_F_OWNER] ? !upm_valid_id(m->f[UPM_F_OWNER])
+        : !(*m->f[UPM_F_FILE] || *m->f[UPM_F_JOB] || *m->f[UPM_F_SESSION]
+            || *m->f[UPM_F_PROJECT])) abort();
     for (f = UPM_F_OWNER; f < UPM_F__COUNT; f++) {
         check_id_field(msg, f, m->f[f]);
     }
