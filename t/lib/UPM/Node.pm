@@ -16,6 +16,7 @@ use IO::Select;
 use POSIX qw(:sys_wait_h);
 use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes qw(time sleep);
+use UPM::Wire;
 use JSON::PP ();
 use Crypt::JWT qw(encode_jwt);
 
@@ -307,21 +308,8 @@ sub http {
         $resp .= $buf;
     }
     close $s;
-    my ($head, $b) = split /\r\n\r\n/, $resp, 2;
-    my ($st) = ($head // '') =~ m{\AHTTP/\d\.\d (\d{3})};
-    my %hh;
-    for (split /\r\n/, $head // '') { $hh{ lc $1 } = $2 if /^([^:]+):\s*(.*)$/ }
-    if (($hh{'transfer-encoding'} // '') =~ /chunked/i && defined $b) {
-        my $out = '';
-        while ($b =~ s/\A([0-9a-fA-F]+)[^\r\n]*\r\n//) {
-            my $len = hex $1;
-            last if $len == 0;
-            $out .= substr($b, 0, $len, '');
-            $b =~ s/\A\r\n//;
-        }
-        $b = $out;
-    }
-    return ($st, $b, \%hh);
+    my ($st, $hh, $b) = UPM::Wire::response($resp);
+    return ($st, $b, $hh);
 }
 
 # POST events (a Perl structure) -> (status, decoded body or text)
@@ -382,7 +370,7 @@ use Time::HiRes qw(time);
 sub new {
     my ($class, %o) = @_;
     my $self = bless { status => undef, buf => '', events => [], beats => 0,
-                       eof => 0, cur => {}, o => \%o }, $class;
+                       eof => 0, o => \%o }, $class;
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $o{port},
                                   Proto => 'tcp', Timeout => 5) or die "connect: $!";
     setsockopt($s, IPPROTO_TCP, TCP_NODELAY, 1);
@@ -429,76 +417,38 @@ sub _read {
     }
     $self->{buf} .= $data;
     if (!defined $self->{status}) {
-        my $i = index($self->{buf}, "\r\n\r\n");
-        return if $i < 0;
-        my $head = substr($self->{buf}, 0, $i);
-        substr($self->{buf}, 0, $i + 4) = '';
-        ($self->{status}) = $head =~ m{^HTTP/\d\.\d (\d{3})};
-        $self->{chunked} = $head =~ /^transfer-encoding:\s*chunked/im;
+        my $h = UPM::Wire::head(\$self->{buf}) or return;
+        $self->{status} = $h->{status};
+        $self->{dec} = UPM::Wire::Body->new($h->{headers});
+        $self->{chunked} = $self->{dec}->chunked;
     }
-    $self->_dechunk;
+    $self->{text} .= $self->{dec}->feed($self->{buf});
+    $self->{buf} = '';
+    $self->{eof} = 1 if $self->{dec}->done && $self->{chunked};
     $self->_parse;
 }
 
-sub _dechunk {
-    my ($self) = @_;
-    if (!$self->{chunked}) {
-        $self->{text} .= $self->{buf};
-        $self->{buf} = '';
-        return;
-    }
-    while (1) {
-        if (!$self->{left}) {
-            my $i = index($self->{buf}, "\r\n");
-            return if $i < 0;
-            my $line = substr($self->{buf}, 0, $i);
-            if ($line eq '') {      # the CRLF after a chunk
-                substr($self->{buf}, 0, 2) = '';
-                next;
-            }
-            $self->{left} = hex $line;
-            substr($self->{buf}, 0, $i + 2) = '';
-            if ($self->{left} == 0) {
-                $self->{eof} = 1;
-                return;
-            }
-        }
-        return unless length $self->{buf};
-        my $take = length($self->{buf}) < $self->{left} ? length($self->{buf}) : $self->{left};
-        $self->{text} .= substr($self->{buf}, 0, $take, '');
-        $self->{left} -= $take;
-    }
-}
-
+# Parses the de-chunked body text in {text} (a subclass may read it its
+# own way).
 sub _parse {
     my ($self) = @_;
-    while ((my $i = index($self->{text} // '', "\n")) >= 0) {
-        my $line = substr($self->{text}, 0, $i);
-        substr($self->{text}, 0, $i + 1) = '';
-        if ($line eq '') {
-            my $c = $self->{cur};
-            $self->{cur} = {};
+    $self->{sse} ||= UPM::Wire::SSE->new(
+        comment => sub { $self->{beats}++ },
+        block => sub {
+            my ($b) = @_;
             # The id-only block a new stream opens with: its position.
-            $self->{open_id} //= $c->{id} if defined $c->{id} && !defined $c->{data};
-            next unless defined $c->{data};
-            $c->{event} //= 'message';
+            $self->{open_id} //= $b->{id} if defined $b->{id} && !defined $b->{data};
+            return unless defined $b->{data};
+            my $c = { data => $b->{data}, event => $b->{event} // 'message', at => time };
+            $c->{id} = $b->{id} if defined $b->{id};
+            $c->{retry} = $b->{retry} if defined $b->{retry};
             $c->{json} = eval { $UPM::Node::JSON->decode($c->{data}) };
-            $c->{at} = time;
             push @{ $self->{events} }, $c;
-        }
-        elsif ($line =~ /^:/) {
-            $self->{beats}++;
-        }
-        elsif ($line =~ /^(id|event|data|retry): ?(.*)$/) {
-            if ($1 eq 'data') {
-                $self->{cur}{data} = defined $self->{cur}{data}
-                    ? "$self->{cur}{data}\n$2" : $2;
-            }
-            else {
-                $self->{cur}{$1} = $2;
-            }
-        }
-    }
+        },
+    );
+    my $t = $self->{text} // '';
+    $self->{text} = '';
+    $self->{sse}->feed($t);
 }
 
 1;

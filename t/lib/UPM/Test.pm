@@ -18,6 +18,7 @@ use LWP::UserAgent;
 use HTTP::Request;
 use Time::HiRes qw(time sleep);
 use Apache::Test ();
+use UPM::Wire;
 use IO::Select;
 use IO::Socket::INET;
 use Socket qw(SOL_SOCKET SO_RCVBUF pack_sockaddr_in inet_aton);
@@ -216,24 +217,8 @@ sub raw_http {
         $resp .= $buf;
     }
     close $sock;
-    my ($head, $body) = split /\r\n\r\n/, $resp, 2;
-    $head //= '';
-    my ($st) = $head =~ m{\AHTTP/\d\.\d (\d{3})};
-    my %h;
-    for (split /\r\n/, $head) {
-        $h{ lc $1 } = $2 if /^([^:]+):\s*(.*)$/;
-    }
-    if (($h{'transfer-encoding'} // '') =~ /chunked/i && defined $body) {
-        my $out = '';
-        while ($body =~ s/\A([0-9a-fA-F]+)[^\r\n]*\r\n//) {
-            my $len = hex $1;
-            last if $len == 0;
-            $out .= substr($body, 0, $len, '');
-            $body =~ s/\A\r\n//;
-        }
-        $body = $out;
-    }
-    return ($st, \%h, $body, $resp);
+    my ($st, $h, $body) = UPM::Wire::response($resp);
+    return ($st, $h, $body, $resp);
 }
 
 # ------------------------------------------------------------------ ids
@@ -368,9 +353,9 @@ sub new {
     my $timeout = defined $o{timeout} ? $o{timeout} : 5;
     my $self = bless {
         path => $path, status => undef, headers => {}, raw_head => '',
-        buf => '', text => '', body => '', chunked => 0, clen => undef,
-        chunk_left => undef, eof => 0, events => [], all => [],
-        lines => [], comments => [], retry => undef, cur => _new_block(),
+        buf => '', body => '', chunked => 0, clen => undef,
+        eof => 0, events => [], all => [],
+        lines => [], comments => [], retry => undef,
         t_open => time,
     }, $class;
 
@@ -466,110 +451,43 @@ sub _read_once {
 sub _process {
     my ($self) = @_;
     if (!defined $self->{status}) {
-        my $i = index($self->{buf}, "\r\n\r\n");
-        return if $i < 0;
-        my $head = substr($self->{buf}, 0, $i);
-        substr($self->{buf}, 0, $i + 4) = '';
-        $self->{raw_head} = $head;
-        my ($sl, @h) = split /\r\n/, $head;
-        ($self->{status}) = $sl =~ m{^HTTP/\d\.\d (\d{3})};
-        $self->{status} = 0 unless defined $self->{status};
-        for (@h) {
-            my ($k, $v) = /^([^:]+):\s*(.*?)\s*$/ or next;
-            $k = lc $k;
-            $self->{headers}->{$k} = exists $self->{headers}->{$k}
-                ? "$self->{headers}->{$k}, $v" : $v;
-        }
-        $self->{chunked} = 1
-            if ($self->{headers}->{'transfer-encoding'} || '') =~ /chunked/i;
-        $self->{clen} = $self->{headers}->{'content-length'}
-            if !$self->{chunked} && defined $self->{headers}->{'content-length'};
+        my $h = UPM::Wire::head(\$self->{buf}) or return;
+        $self->{raw_head} = $h->{raw};
+        $self->{status} = $h->{status} // 0;
+        $self->{headers} = $h->{headers};
+        $self->{dec} = UPM::Wire::Body->new($h->{headers});
+        $self->{chunked} = $self->{dec}->chunked;
+        $self->{clen} = $self->{dec}{clen};
+        $self->{sse} = UPM::Wire::SSE->new(
+            line => sub { push @{ $self->{lines} }, $_[0] },
+            comment => sub { push @{ $self->{comments} }, { text => $_[0], t => time } },
+            retry => sub { $self->{retry} = $_[0] unless defined $self->{retry} },
+            block => sub { $self->_block($_[0]) },
+        );
     }
-    if ($self->{chunked}) {
-        while (1) {
-            if (!defined $self->{chunk_left}) {
-                my $i = index($self->{buf}, "\r\n");
-                return if $i < 0;
-                my $line = substr($self->{buf}, 0, $i);
-                substr($self->{buf}, 0, $i + 2) = '';
-                $line =~ s/;.*//;
-                my $size = hex($line);
-                if ($size == 0) {       # last chunk: the response is over
-                    $self->{done} = 1;
-                    $self->{eof} = 1;
-                    return;
-                }
-                $self->{chunk_left} = $size;
-            }
-            my $need = $self->{chunk_left};
-            if ($need > 0) {
-                my $take = length($self->{buf}) < $need ? length($self->{buf}) : $need;
-                return if $take == 0;
-                my $piece = substr($self->{buf}, 0, $take);
-                substr($self->{buf}, 0, $take) = '';
-                $self->{chunk_left} -= $take;
-                $self->_body($piece);
-                return if $self->{chunk_left} > 0;
-            }
-            return if length($self->{buf}) < 2;
-            substr($self->{buf}, 0, 2) = '';    # CRLF after the chunk data
-            $self->{chunk_left} = undef;
-        }
+    my $piece = $self->{dec}->feed($self->{buf});
+    $self->{buf} = '';
+    if (length $piece) {
+        $self->{body} .= $piece;
+        $self->{sse}->feed($piece);
     }
-    else {
-        my $piece = $self->{buf};
-        $self->{buf} = '';
-        $self->_body($piece) if length $piece;
-        $self->{eof} = 1
-            if defined $self->{clen} && length($self->{body}) >= $self->{clen};
+    if ($self->{dec}->done) {
+        $self->{done} = 1 if $self->{chunked};  # the last chunk: the response is over
+        $self->{eof} = 1;
     }
 }
 
-sub _new_block { { id => undef, event => undef, data => undef, lines => [] } }
-
-# Body bytes: kept whole, and parsed as SSE line by line.
-sub _body {
-    my ($self, $piece) = @_;
-    $self->{body} .= $piece;
-    $self->{text} .= $piece;
-    while ((my $i = index($self->{text}, "\n")) >= 0) {
-        my $line = substr($self->{text}, 0, $i);
-        substr($self->{text}, 0, $i + 1) = '';
-        $line =~ s/\r\z//;
-        $self->_line($line);
-    }
-}
-
-sub _line {
-    my ($self, $line) = @_;
-    push @{ $self->{lines} }, $line;
-    my $b = $self->{cur};
-    if ($line eq '') {
-        # As EventSource does: a block without data is no event, but its
-        # id is the stream's last event id (the module opens a stream
-        # with one).
-        $self->{last_id} = $b->{id} if defined $b->{id};
-        if (defined $b->{data}) {
-            my $ev = { %$b, t => time };
-            $ev->{json} = eval { JSON->new->utf8->decode($ev->{data}) }
-                if defined $ev->{data};
-            push @{ $self->{events} }, $ev;
-            push @{ $self->{all} }, $ev;
-        }
-        $self->{cur} = _new_block();
-        return;
-    }
-    if ($line =~ /^:/) {
-        push @{ $self->{comments} }, { text => $line, t => time };
-        return;
-    }
-    push @{ $b->{lines} }, $line;
-    my ($f, $v) = $line =~ /^([^:]*)(?::\s?(.*))?\z/;
-    $v = '' unless defined $v;
-    if    ($f eq 'id')    { $b->{id} = $v }
-    elsif ($f eq 'event') { $b->{event} = $v }
-    elsif ($f eq 'data')  { $b->{data} = defined $b->{data} ? "$b->{data}\n$v" : $v }
-    elsif ($f eq 'retry') { $self->{retry} = $v unless defined $self->{retry} }
+# As EventSource does: a block without data is no event, but its id is the
+# stream's last event id (the module opens a stream with one).
+sub _block {
+    my ($self, $b) = @_;
+    $self->{last_id} = $b->{id} if defined $b->{id};
+    return unless defined $b->{data};
+    my $ev = { id => $b->{id}, event => $b->{event}, data => $b->{data},
+               lines => $b->{lines}, t => time };
+    $ev->{json} = eval { JSON->new->utf8->decode($ev->{data}) };
+    push @{ $self->{events} }, $ev;
+    push @{ $self->{all} }, $ev;
 }
 
 # Reads until $cond->() is true, the stream ends or the timeout passes.

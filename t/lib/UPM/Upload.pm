@@ -20,6 +20,7 @@ use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes qw(time sleep);
 use JSON ();
 use UPM::Test ();
+use UPM::Wire;
 
 sub start {
     my ($class, $path, %o) = @_;
@@ -116,24 +117,9 @@ sub response {
         $raw .= $d;
     }
     $self->abort;
-    my ($head, $body) = split /\r\n\r\n/, $raw, 2;
-    my %h;
-    my ($status) = ($head // '') =~ m{\AHTTP/1\.\d (\d{3})};
-    for (split /\r\n/, $head // '') {
-        $h{ lc $1 } = $2 if /^([^:]+):\s*(.*)$/;
-    }
-    if (($h{'transfer-encoding'} // '') =~ /chunked/i) {
-        my $out = '';
-        while ($body =~ s/\A([0-9a-fA-F]+)[^\r\n]*\r\n//) {
-            my $len = hex $1;
-            last unless $len;
-            $out .= substr($body, 0, $len, '');
-            $body =~ s/\A\r\n//;
-        }
-        $body = $out;
-    }
+    my ($status, $h, $body) = UPM::Wire::response($raw);
     my $json = eval { JSON->new->utf8->decode($body // '') };
-    return { status => $status, headers => \%h, body => $body, json => $json };
+    return { status => $status, headers => $h, body => $body, json => $json };
 }
 
 1;

@@ -25,6 +25,7 @@ use Time::HiRes qw(time sleep);
 use Encode ();
 use JSON ();
 use UPM::Test ();
+use UPM::Wire;
 
 my $JSON = JSON->new->utf8->canonical;
 my $GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -71,18 +72,9 @@ sub connect {
 
     my $deadline = time + $timeout;
     while (!defined $self->{status}) {
-        my $i = index($self->{buf}, "\r\n\r\n");
-        if ($i >= 0) {
-            my $head = substr($self->{buf}, 0, $i);
-            substr($self->{buf}, 0, $i + 4) = '';
-            my ($sl, @lines) = split /\r\n/, $head;
-            ($self->{status}) = $sl =~ m{^HTTP/\d\.\d (\d{3})};
-            $self->{status} //= 0;
-            for (@lines) {
-                my ($k, $v) = /^([^:]+):\s*(.*?)\s*$/ or next;
-                $self->{headers}{ lc $k } = exists $self->{headers}{ lc $k }
-                    ? "$self->{headers}{lc $k}, $v" : $v;
-            }
+        if (my $h = UPM::Wire::head(\$self->{buf})) {
+            $self->{status} = $h->{status} // 0;
+            $self->{headers} = $h->{headers};
             last;
         }
         last if $self->{eof} || !$self->_fill($deadline - time);
