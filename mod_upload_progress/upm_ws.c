@@ -439,6 +439,25 @@ static void ws_resume(ws_conn *ws, const char *last_id)
     }
 }
 
+/* A subscription added to a connection already under way: a message it
+ * matches that was published after the connection's position, but before
+ * the subscription reached the hub, sits in no queue (the owner-wide
+ * subscriber a first subscribe replaces is closed with it).  Replaying from
+ * the position with the new set covers it, in id order and once: the
+ * replay's skip drops what the live queues hold of it.  Only while the
+ * position is in the ring: from an older one the subscription starts now,
+ * as it always did, rather than with a reset. */
+static void ws_catch_up(ws_conn *ws)
+{
+    const char *pos = ws->sent_any ? ws->last_sent : ws->start_id;
+    apr_uint64_t after = 0;
+
+    if (ws->pending || !pos || upm_stream_resume_point(pos, &after)) {
+        return;
+    }
+    ws_resume(ws, pos);
+}
+
 /* The connection's start is known: from last_id (the client's first
  * message was a resume) or from where `connected` said it starts.  Live
  * messages held so far are either in the replay or skipped by it, so
@@ -589,6 +608,7 @@ static void on_text(ws_conn *ws, const unsigned char *data, apr_size_t len)
             ws->subs[res.index] = sub_open(ws, res.field, res.id, &ws->sub_pools[res.index]);
             ws->nsubs = ws->proto->nsubs;
         }
+        ws_catch_up(ws);
         break;
     case UPM_WSP_UNSUBSCRIBED: {
         int last = ws->nsubs - 1;
