@@ -288,6 +288,126 @@ static void test_formats(apr_pool_t *p)
     json_decref(j);
 }
 
+/* Every figure distinct and non-zero, two children with fixed pids: the
+ * four renderings of it are compared byte for byte with the files in
+ * unit/golden/, so a change to the metric list shows in the diff of what a
+ * scraper, a dashboard or mod_status reads.  After an intended change:
+ * UPM_GOLDEN_WRITE=1 unit/test_stats, and review the diff of the files. */
+static upm_status_data golden_data(apr_pool_t *p, int redis)
+{
+    static upm_child_stats kids[2];
+    upm_status_data d;
+    int i, t, m;
+
+    memset(&d, 0, sizeof(d));
+    memset(kids, 0, sizeof(kids));
+    for (i = 0; i < UPM_ST__COUNT; i++) {
+        d.st.v[i] = 1000 + 7 * (apr_uint64_t)i;
+    }
+    for (i = 0; i < UPM_JWT__COUNT; i++) {
+        d.st.auth_failures[i] = 50 + (apr_uint64_t)i;
+    }
+    for (i = 0; i < UPM_UF__COUNT; i++) {
+        d.st.upload_failures[i] = 20 + (apr_uint64_t)i;
+    }
+    for (i = 0; i <= UPM_LAT_BUCKETS; i++) {
+        d.st.lat_count[i] = 3 + (apr_uint64_t)i;
+    }
+    d.st.lat_sum_us = 1234567;
+    d.st.redis_link = redis ? UPM_REDIS_UP : UPM_REDIS_DISABLED;
+    for (t = 0; t < UPM_TR__COUNT; t++) {
+        for (m = 0; m < UPM_MODE__COUNT; m++) {
+            kids[0].conns[t][m] = 1 + t * 2 + m;
+            kids[1].conns[t][m] = 10 + t * 2 + m;
+            d.st.conns[t][m] = kids[0].conns[t][m] + kids[1].conns[t][m];
+        }
+    }
+    kids[0].pid = 4001;
+    kids[0].generation = 2;
+    kids[0].started = 1700000100 * APR_USEC_PER_SEC;
+    kids[0].uploads_active = 2;
+    kids[0].delivered = 777;
+    kids[1].pid = 4002;
+    kids[1].generation = 3;
+    kids[1].started = 1700000200 * APR_USEC_PER_SEC;
+    kids[1].uploads_active = 1;
+    kids[1].delivered = 888;
+    d.st.uploads_active = 3;
+    d.st.nchildren = 2;
+    d.st.child = kids;
+    d.version = "9.9.9";
+    d.now = 1700000300 * APR_USEC_PER_SEC;
+    d.pid = 4001;
+    d.ring_epoch = 1700000000123ULL;
+    d.ring_slots = 4096;
+    d.ring_bytes = 8388608;
+    d.ring_bytes_used = 2000;
+    d.ring_max_record = 2097152;
+    d.ring_last = 300;
+    d.ring_oldest = 42;
+    if (redis) {
+        d.redis = 1;
+        d.last_id = "1700000000999-3";
+        d.oldest_id = "1700000000001-0";
+    }
+    d.track_slots = 1024;
+    d.track_active = 5;
+    (void)p;
+    return d;
+}
+
+static void check_golden(apr_pool_t *p, const char *name, const char *text)
+{
+    const char *top = getenv("UPM_TOP");
+    const char *path = apr_psprintf(p, "%s/mod_upload_progress/unit/golden/%s",
+                                    top ? top : ".", name);
+    FILE *f;
+    char *want;
+    long n;
+
+    if (getenv("UPM_GOLDEN_WRITE")) {
+        f = fopen(path, "w");
+        UPM_CHECK(f != NULL);
+        if (f) {
+            fputs(text, f);
+            fclose(f);
+        }
+        return;
+    }
+    f = fopen(path, "r");
+    UPM_CHECK(f != NULL);
+    if (!f) {
+        fprintf(stderr, "cannot read %s\n", path);
+        return;
+    }
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    want = apr_palloc(p, (apr_size_t)n + 1);
+    want[fread(want, 1, (size_t)n, f)] = '\0';
+    fclose(f);
+    if (strcmp(want, text) != 0) {
+        fprintf(stderr, "%s differs from this rendering:\n%s\n", path, text);
+        UPM_CHECK(!"the rendering matches its golden file");
+    }
+    else {
+        UPM_CHECK(1);
+    }
+}
+
+static void test_golden(apr_pool_t *p)
+{
+    int redis;
+    for (redis = 0; redis <= 1; redis++) {
+        upm_status_data d = golden_data(p, redis);
+        const char *base = redis ? "redis" : "embedded";
+        check_golden(p, apr_pstrcat(p, base, ".json", NULL), upm_status_json(p, &d));
+        check_golden(p, apr_pstrcat(p, base, ".prom", NULL), upm_status_prometheus(p, &d));
+        check_golden(p, apr_pstrcat(p, base, ".auto", NULL), upm_status_auto(p, &d));
+        check_golden(p, apr_pstrcat(p, base, ".html", NULL), upm_status_html(p, &d));
+    }
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -296,6 +416,7 @@ int main(void)
     test_counters(p);
     test_children(p);
     test_formats(p);
+    test_golden(p);
     apr_pool_destroy(p);
     apr_terminate();
     UPM_TEST_DONE("stats");
