@@ -81,22 +81,52 @@ static int record_alive(const upm_ring *r, const upm_ring_slot *sl)
     return r->data_head - sl->pos <= r->data_size;
 }
 
+/* Tells gone() about the records that an append of seq ending at logical
+ * offset head_after evicts: they go oldest first, so the walk stops at the
+ * first survivor. */
+static void report_evicted(upm_ring *r, apr_uint64_t seq, apr_uint64_t head_after,
+                           upm_ring_gone_fn gone, void *baton)
+{
+    apr_uint64_t s;
+    for (s = upm_ring_oldest(r); s < seq; s++) {
+        const upm_ring_slot *sl = &slots(r)[s % r->nslots];
+        if (sl->seq != s) {
+            break;
+        }
+        if (s + r->nslots > seq && head_after - sl->pos <= r->data_size) {
+            break;
+        }
+        gone(baton, s, data_area(r) + (sl->pos % r->data_size), (apr_size_t)sl->len);
+    }
+}
+
 apr_uint64_t upm_ring_append(upm_ring *r, const void *data, apr_size_t len)
 {
-    apr_uint64_t off, seq;
+    return upm_ring_append_ex(r, data, len, NULL, NULL);
+}
+
+apr_uint64_t upm_ring_append_ex(upm_ring *r, const void *data, apr_size_t len,
+                                upm_ring_gone_fn gone, void *baton)
+{
+    apr_uint64_t off, seq, head;
     upm_ring_slot *sl;
 
     if (len == 0 || len > upm_ring_max_record(r)) {
         return 0;
     }
-    off = r->data_head % r->data_size;
+    head = r->data_head;
+    off = head % r->data_size;
     if (off + len > r->data_size) {
         /* Records are kept contiguous so readers get one pointer: skip the
          * tail and start again at the beginning of the area. */
-        r->data_head += r->data_size - off;
+        head += r->data_size - off;
         off = 0;
     }
     seq = r->last_seq + 1;
+    if (gone) {
+        report_evicted(r, seq, head + len, gone, baton);
+    }
+    r->data_head = head;
     sl = &slots(r)[seq % r->nslots];
     sl->seq = seq;
     sl->pos = r->data_head;

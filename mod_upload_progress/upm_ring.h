@@ -42,6 +42,14 @@ upm_ring *upm_ring_attach(void *mem, apr_uint32_t nslots, apr_size_t data_size);
  * than upm_ring_max_record(). */
 apr_uint64_t upm_ring_append(upm_ring *r, const void *data, apr_size_t len);
 
+/* Called for each record the append is about to evict, oldest first,
+ * while its bytes are still readable. */
+typedef void (*upm_ring_gone_fn)(void *baton, apr_uint64_t seq, const void *data,
+                                 apr_size_t len);
+/* upm_ring_append that tells gone() about every record it evicts. */
+apr_uint64_t upm_ring_append_ex(upm_ring *r, const void *data, apr_size_t len,
+                                upm_ring_gone_fn gone, void *baton);
+
 /* The record with sequence seq: a pointer into the ring, valid until the
  * next append (so: while the caller's lock is held). */
 upm_ring_status upm_ring_peek(const upm_ring *r, apr_uint64_t seq,

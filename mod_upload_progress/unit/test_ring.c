@@ -156,6 +156,48 @@ static void test_ids(void)
     apr_pool_destroy(p);
 }
 
+/* append_ex reports exactly the records that stop being readable, once
+ * each, in order, with their bytes intact: slot reuse and data wrap mixed. */
+typedef struct { apr_uint64_t next; int bad; } gone_seen;
+
+static void on_gone(void *baton, apr_uint64_t seq, const void *data, apr_size_t len)
+{
+    gone_seen *g = baton;
+    char want[32];
+    int n = snprintf(want, sizeof(want), "r%llu-", (unsigned long long)seq);
+    if (seq != g->next || len < (apr_size_t)n || memcmp(data, want, (apr_size_t)n) != 0) {
+        g->bad++;
+    }
+    g->next = seq + 1;
+}
+
+static void test_gone_callback(void)
+{
+    void *mem;
+    upm_ring *r = make(16, 2048, &mem);
+    gone_seen g = { 1, 0 };
+    apr_uint64_t i;
+    unsigned rnd = 12345;
+    for (i = 1; i <= 2000; i++) {
+        char buf[512];
+        apr_uint64_t before = upm_ring_oldest(r);
+        apr_size_t len;
+        rnd = rnd * 1103515245u + 12345u;
+        len = (apr_size_t)snprintf(buf, sizeof(buf), "r%llu-", (unsigned long long)i);
+        memset(buf + len, 'x', (rnd >> 16) % 400);
+        len += (rnd >> 16) % 400;
+        UPM_CHECK_INT(upm_ring_append_ex(r, buf, len, on_gone, &g), i);
+        /* Everything before the new oldest was reported, nothing after. */
+        if (g.next != upm_ring_oldest(r) && !(g.next == 1 && before == 1
+                                                && upm_ring_oldest(r) == 1)) {
+            g.bad++;
+        }
+    }
+    UPM_CHECK_INT(g.bad, 0);
+    UPM_CHECK(g.next > 1000);
+    free(mem);
+}
+
 int main(void)
 {
     apr_initialize();
@@ -163,6 +205,7 @@ int main(void)
     test_slot_eviction();
     test_data_eviction();
     test_ids();
+    test_gone_callback();
     apr_terminate();
     UPM_TEST_DONE("ring");
 }
