@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared pieces of the benchmark tools (load client, publisher, procstat):
  * clocks, a latency histogram, HTTP response and chunked-body parsing,
  * HS256 tokens and small string helpers.  Not part of the module. */

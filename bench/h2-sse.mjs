@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What an SSE stream over HTTP/2 costs the server: opens STREAMS streams
 // (users h2b-0..) spread over CONNS h2c connections, prints how many were
 // answered 200 / refused, holds them for HOLD seconds (sample the child's

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Threads and memory of one httpd child per SSE stream over HTTP/2 (h2c):
 # a private httpd (one child, ThreadsPerChild 64), then 0 and N streams,
 # one per connection, sampled from /proc.  Loopback only, bounded.

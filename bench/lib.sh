@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared by bench/run.sh and bench/soak.sh: logging, process control and
 # our httpd from bench/conf/httpd-bench.conf.in.  Sourced by bash; the
 # callers set TOP (the tree), BENCH (this folder) and RUN (their scratch

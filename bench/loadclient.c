@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Subscriber load client: holds many SSE or WebSocket connections with epoll
  * in several processes, each bound to its own 127.0.0.x source address, and
  * records per message the latency from the publisher's timestamp (t_pub, us

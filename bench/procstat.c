@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Memory and CPU of a server: a process and all its descendants.
  *
  *   procstat PID

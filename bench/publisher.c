@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Open-loop publisher: R events per second to users picked at random (or in
  * turn) for D seconds, on a fixed schedule, so a slow server shows up as
  * latency and not as a lower rate.  Every event carries t_pub (the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Restarts under load: CONNS subscribers (SSE or WebSocket) of USERS users
 # through bench/loadclient while bench/publisher posts RATE events a second
 # to random users, with graceful restarts (SIGUSR1) and kill -9 of a child

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The benchmark, in one command: mod_upload_progress (httpd, event MPM)
 # against nchan (nginx + Debian's libnginx-mod-nchan) on this machine, over
 # loopback, every step bounded in time.  Prints one table (scenario, ours,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The leak soak: our httpd (event MPM, a fixed set of children that are
 # never recycled) on loopback, and
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer harness for the JWKS parser (upm_jwks.c): what an identity
  * provider, or whoever answers in its place, sends as a key set or as a
  * discovery document.

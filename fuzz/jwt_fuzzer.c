@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer harness for token handling (upm_jwt.c): the Authorization
  * header and the token through upm_jwt_verify against HS256, RS256 and
  * ES256 keys (with and without key ids), and the claim checks.

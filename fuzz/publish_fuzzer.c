@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer harness for the publish body (upm_publish_body.c): the input
  * is a request body, taken through what the publish handler does with it
  * (jansson with the handler's flags, upm_event_normalize with an event

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer harness for the WebSocket frame parser (upm_ws_frame.c).
  *
  * Byte 0 of the input picks how the rest is cut into reads and the message

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer harness for the WebSocket client-message handling
  * (upm_ws_proto.c).  The input is a sequence of client messages separated
  * by newlines, each preceded in time by a step taken from its first byte;

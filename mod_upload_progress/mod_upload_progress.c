@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_upload_progress: live upload and job progress for browsers and apps,
  * pushed over Server-Sent Events, WebSocket (or polling) from events an
  * application publishes and from request bodies Apache itself receives.

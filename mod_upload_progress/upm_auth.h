@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* AuthType JWT: the check_authn hook, token sources, RFC 6750 errors and
  * the `Require jwt-claim` provider (DESIGN section 3). */
 #ifndef UPM_AUTH_H

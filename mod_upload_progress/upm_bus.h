@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The bus between children: the replay ring and the counters in one
  * shared memory segment that survives graceful restarts, its lock, and
  * the cross-process wake-up (DESIGN sections 4 and 5). */

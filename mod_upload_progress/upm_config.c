@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "upm_config.h"
 #include "upm_jwt.h"
 #include "upm_jwks_fetch.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Configuration: per-server and per-directory structs, their merges and
  * the directive table. */
 #ifndef UPM_CONFIG_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The module's per-connection slot (see upm_conn.h). */
 #include "upm_conn.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The module's slot on a connection (conn_config): what the reactor hands
  * over at suspension, and the count of an HTTP/2 connection's streams
  * that keep their worker (upm_h2.c). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "upm_emit.h"
 #include "upm_redis.h"
 #include "upm_bus.h"

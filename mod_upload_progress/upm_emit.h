@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The one way a message enters the bus: the records of normalised
  * messages (upm_msg_make) are appended, locally or through Redis.  The
  * publish handler and upload tracking both go through here, so every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Domain events -> messages (DESIGN section 1).
  *
  * Everything here is a pure function of its arguments (the clock comes in

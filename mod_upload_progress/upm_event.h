@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Domain events -> messages: mapping, normalisation and progress math
  * (DESIGN section 1).  Pure: jansson and APR only. */
 #ifndef UPM_EVENT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What the replay ring has evicted, remembered per bucket of routing keys
  * (a user, or a session / job / project / file id): the newest position
  * of a message that left the ring, per bucket.  A client whose last id is

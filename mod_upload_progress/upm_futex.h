@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Cross-process wake-up on a 32-bit word in shared memory.  On Linux a
  * shared (non-private) futex: waiters sleep in the kernel until a publisher
  * in any child bumps the word, so idle children cost nothing.  Elsewhere a

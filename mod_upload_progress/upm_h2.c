@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Places for worker-holding streams over HTTP/2 (see upm_h2.h). */
 #include "upm_h2.h"
 #include "upm_h2_limit.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Streams that keep their worker over HTTP/2 (SSE, long polls): counted
  * per connection and per child, so that they never take the last of what
  * mod_http2 processes of a connection (see upm_h2_limit.h). */

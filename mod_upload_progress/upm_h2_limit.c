@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Limits of worker-holding streams over HTTP/2 (see upm_h2_limit.h). */
 #include "upm_h2_limit.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* How many streams that keep their worker (SSE, long polls) one HTTP/2
  * connection and one child may hold, derived from what mod_http2 will
  * process.  No httpd needed: unit-tested.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Content handlers: publish, SSE, WebSocket, the old report, polling and
  * status. */
 #ifndef UPM_HANDLERS_H

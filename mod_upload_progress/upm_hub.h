@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The per-child fan-out: an index from owner (and granted project, job,
  * session or file) to the connections of this child that want those
  * messages, each with a bounded queue of shared frames.  One thread per

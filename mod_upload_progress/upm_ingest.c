@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "upm_ingest.h"
 #include "upm_event.h"
 #include "upm_redis_logic.h"

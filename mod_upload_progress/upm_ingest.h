@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A payload taken from Redis (a pub/sub message or a stream entry) ->
  * the ring message, or the reason it is refused.  Pure: jansson, APR and
  * upm_event; the listener and the Streams resume path share it, so a

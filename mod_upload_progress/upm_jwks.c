@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JWKS parsing: JSON through jansson, keys through OpenSSL 3.
  *
  * libjwt 1.10 verifies RS and ES signatures with a PEM public key, so a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JSON Web Key Sets (RFC 7517) as published by identity providers: the
  * document parsed with jansson, RSA and EC public keys rebuilt with
  * OpenSSL 3 into the PEM keys upm_jwt verifies with.  No httpd

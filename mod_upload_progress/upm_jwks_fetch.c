@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* UploadProgressJWKS: key sets fetched from identity providers.
  *
  * Who does what:

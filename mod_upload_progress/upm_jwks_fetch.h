@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Key sets from identity providers (UploadProgressJWKS): fetched in the
  * background by one child at a time (mod_watchdog's singleton), shared
  * with every child through shared memory that outlives graceful

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JWT verification on top of libjwt 1.10.
  *
  * libjwt 1.10 verifies signatures but trusts the token far too much: it

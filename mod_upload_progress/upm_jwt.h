@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JWT verification: key handling, signature check through libjwt and the
  * claim checks libjwt 1.10 does not do.  No httpd dependency, so the unit
  * tests exercise the exact code the module runs. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Who receives a message: the one predicate every delivery path applies
  * (live fan-out, ring replay, polling, every child).  Pure: APR only. */
 #ifndef UPM_MATCH_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The record a message occupies in the ring: the routing fields the
  * fan-out needs (so it never parses JSON per recipient) followed by the
  * message JSON without its id (the id is derived from the sequence and

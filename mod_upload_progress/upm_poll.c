@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The polling fallback: GET ?since=<id> -> {"events":[...],"lastEventId":..,
  * "more":..} with the user's messages after that id, or a reset when they
  * are no longer held; ?wait=N (at most 30 s) holds the request until a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* POST an event (or an array of events) -> normalised messages in the ring. */
 #include "upm_handlers.h"
 #include "upm_auth.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A publish request body -> the ring records of its events, or why the
  * request is refused (status, error code, message, event index).  Pure:
  * jansson, APR, upm_event and upm_msg, so the unit tests and the fuzzer

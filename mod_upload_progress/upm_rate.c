@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Token bucket of UploadProgressPublishRate (see upm_rate.h). */
 #include "upm_rate.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Token bucket for UploadProgressPublishRate: `rate` events per second with
  * a burst of one second's worth.  Pure: the caller owns the lock and the
  * clock.  A batch larger than the burst passes when the bucket is full and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "upm_reactor.h"
 #include "upm_config.h"
 #include "upm_conn.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The per-child reactor (DESIGN section 5): one thread owning an
  * apr_pollset and every suspended stream of this child.  A handler
  * prepares a stream on its worker and returns SUSPENDED; the

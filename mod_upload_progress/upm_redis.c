@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The Redis listener: one thread per child, exactly one of them feeding
  * the ring at a time (the lease in the bus segment).
  *

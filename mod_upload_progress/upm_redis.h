@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Redis ingest glue (DESIGN sections 1, 2, 4 and 5): the per-child
  * listener that feeds the ring, the request threads' blocking connections
  * (publish, Streams resume) and what they share. */

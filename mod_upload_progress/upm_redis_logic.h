@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The decisions of the Redis ingest that need no socket: reconnect backoff,
  * channel patterns and owner routing, stream ids, the feeder lease, the
  * hand-over alignment of pub/sub standbys and log rate limiting.  Pure

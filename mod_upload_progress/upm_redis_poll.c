@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "upm_redis_poll.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A hiredis 0.14 event adapter over poll(2), with timers and a wake-up
  * that another thread may trigger: hiredis 0.14 ships adapters for
  * libevent, libev and friends, none of which httpd has.  One loop drives

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* With Redis configured, published events go to Redis rather than into
  * this server's ring, so that every node sharing that Redis delivers them
  * (each node's listener feeds its own ring).  Also the Streams resume

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Redis Sentinel (UploadProgressRedisSentinel): where the primary is.
  * Asked with SENTINEL get-master-addr-by-name when a link is made after
  * a failure, and followed between: a thread per child keeps a SUBSCRIBE

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Blocking Redis connections for request threads (publish, Streams
  * resume): a small per-child pool, so a request pays a connect only when
  * every pooled connection is busy. */

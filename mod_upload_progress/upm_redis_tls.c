@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "upm_redis_tls.h"
 
 #include "http_log.h"

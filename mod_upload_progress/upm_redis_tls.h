@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* TLS to Redis (rediss://).  hiredis 0.14 has none, so hiredis keeps
  * formatting commands and parsing replies (its redisReader), and this
  * file moves the bytes through OpenSSL on the socket instead of hiredis'

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Where Redis is: parsing of the UploadProgressRedis URL.  Pure (APR only).
  *
  *   redis://[[user]:password@]host[:port][/db]

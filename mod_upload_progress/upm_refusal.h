@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* How the module answers and logs the requests it refuses before a handler
  * runs (a missing or bad token, a foreign origin, a claim that does not
  * allow the location): a JSON body with an `error` field instead of

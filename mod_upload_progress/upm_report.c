@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The old module's progress report: GET with X-Progress-ID (header or
  * query) -> its JSON, key for key (upm_track_report_json), or JSONP with
  * ?callback=.  Unlike the old module, an upload made by an authenticated

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The replay ring: fixed-size index slots plus a circular data area, laid
  * out in one block of shared memory (DESIGN section 4).  Pure arithmetic on
  * that block; the caller serialises appends and reads with its own lock.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* GET -> a Server-Sent Events stream of the user's messages. */
 #include "upm_handlers.h"
 #include "upm_auth.h"

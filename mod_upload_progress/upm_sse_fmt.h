@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Server-Sent Events framing (WHATWG HTML, "server-sent events"). */
 #ifndef UPM_SSE_FMT_H
 #define UPM_SSE_FMT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Server-wide counters in shared memory, bumped with atomics so every
  * child adds to the same figures, plus one slot per live child for its
  * gauges (open connections, uploads in flight) and its own share of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The module's figures for operators: SetHandler upload-progress-status
  * (JSON, or Prometheus text with ?format=prometheus) and a section in
  * mod_status's /server-status (HTML and ?auto). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "upm_status_fmt.h"
 #include "upm_jwt.h"
 

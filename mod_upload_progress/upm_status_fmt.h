@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The figures of the status handler and the mod_status section, rendered
  * as JSON, Prometheus text exposition format (0.0.4), mod_status's
  * ?auto lines and an HTML table.  Pure: the caller gathers the data. */

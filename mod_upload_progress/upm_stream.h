@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What every transport does the same way around its subscribers: replay
  * from the ring after a client's last id, the decision between replay and
  * reset, and the reset message (DESIGN section 4). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Per-connection progress throttling (DESIGN section 1): progress messages
  * for one photo/file/job reach a connection in steps of at least `step`
  * percent; 0 and 100 always pass, and so does anything that is not a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "upm_timerheap.h"
 
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A binary min-heap of deadlines with O(log n) insert, update and remove:
  * the reactor keeps one deadline per connection (the earliest of its next
  * heartbeat, token expiry and write timeout), so finding what is due never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Native upload tracking: an input filter counts request-body bytes as the
  * handler (proxy, CGI, PHP, WebDAV ...) reads them and publishes
  * upload_started / upload_progress / upload_completed / upload_failed to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "upm_track_state.h"
 #include "upm_stats.h"
 

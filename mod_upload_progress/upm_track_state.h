@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The old module's per-upload state, kept for its JSON report: a table of
  * fixed slots in shared memory keyed by progress id and owner.  Finished
  * uploads stay readable until they expire; a full table gives way to the

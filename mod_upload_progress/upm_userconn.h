@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Open streams per user across all children, for
  * UploadProgressMaxConnectionsPerUser.  A table in shared memory of
  * (user, child pid) -> count with linear probing, so one user's entries

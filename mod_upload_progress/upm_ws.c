@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* GET with Upgrade: websocket -> an RFC 6455 connection carrying the
  * user's messages and the subscribe protocol.
  *

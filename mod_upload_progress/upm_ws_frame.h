@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The server side of RFC 6455 framing, without I/O: the handshake key
  * check, an incremental parser of client frames (unmasking, fragmented
  * messages, control frames, UTF-8 checked as bytes arrive, size limits),

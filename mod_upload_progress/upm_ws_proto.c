@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "upm_ws_proto.h"
 
 #include <apr_strings.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The WebSocket subscribe protocol, without I/O: parsing and validation of
  * the client's JSON messages, the connection's subscription set and its
  * rate limit, as functions of (state, message, now), and the JSON of the

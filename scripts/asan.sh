@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # make check-asan: the Apache::Test suite (streams on the reactor) against
 # the module built with gcc's -fsanitize=address,undefined (asan/, built by
 # `make asan-module`), httpd started through scripts/asan-httpd (libasan

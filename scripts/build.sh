@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Configures (once) and builds the module and its unit tests.
 set -eu
 cd "$(dirname "$0")/.."

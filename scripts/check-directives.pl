@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# SPDX-License-Identifier: Apache-2.0
 # Checks docs/directives.md against the module's command table, so that the
 # reference cannot drift from the code: every directive of every AP_INIT_*
 # entry in mod_upload_progress/*.c (directly or through a wrapper macro)

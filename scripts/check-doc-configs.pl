@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# SPDX-License-Identifier: Apache-2.0
 # Every Apache configuration the documentation shows must parse: each
 # ```apache block of docs/*.md and each file of conf/ is filled in, put
 # where its text says it goes, and given to `apache2 -t` with a temporary

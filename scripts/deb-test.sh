@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The Debian package, end to end, as root on Debian 12: builds it from a
 # copy of this tree (dpkg-buildpackage -us -uc -b), runs lintian (no
 # error allowed), installs it with apt (which removes the old

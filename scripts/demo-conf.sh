@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Writes a runnable demo httpd setup into RUN_DIR: httpd.conf from
 # conf/demo.conf.in and conf/upload-progress-endpoints.conf, a fresh HS256
 # secret (kept across runs), the demo page and the browser client in

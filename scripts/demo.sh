@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Sets up and runs the demo: installs what is missing, builds the module and
 # starts httpd on 127.0.0.1 with the demo page, the module's endpoints and a
 # demo token.  Embedded mode (no Redis) unless --redis is given.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Installs what building, running and testing the module needs on Debian 12.
 # Safe to run again: apt-get skips what is already there.
 set -eu

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Builds the libFuzzer harnesses (WebSocket frames, WebSocket client
 # messages, the publish body, tokens, JWKS documents) with clang under AddressSanitizer and
 # UndefinedBehaviorSanitizer and runs each for a bounded time:

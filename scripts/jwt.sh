@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Mints an HS256/384/512 token the module accepts, for trying endpoints by
 # hand, for the demo and for scripts (installed as upload-progress-token by
 # make install; docs/security.md, "Keys and tokens").  Applications issue

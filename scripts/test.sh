@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Runs every test: installs what is missing, builds, runs the C unit tests
 # (make check), fuzzes the WebSocket parsers, the publish body, JWKS and token
 # handling for a bounded time (FUZZ_SECONDS per harness, default 20; 0

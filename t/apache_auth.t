@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Any Apache authentication in front of the streams: the user is r->user,
 # whoever set it.  AuthType Basic (mod_auth_basic + mod_authn_file) and a
 # login form with an encrypted session cookie (mod_auth_form +

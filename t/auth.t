@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # JWT authentication of the SSE and publish handlers: token sources and
 # their order, every way a token can be wrong, key choice by kid, RS256 /
 # ES256, issuer / audience, the jwt-claim authz provider, and that no token

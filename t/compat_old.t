@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The old module's report, side by side with the old module itself:
 # Debian's libapache2-mod-upload-progress in one httpd, this module in
 # another, the same configuration (TrackUploads On on a CGI upload

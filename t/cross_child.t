@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Delivery across httpd children: subscribers are spread over several
 # child processes (checked from /proc), and every one of them gets its
 # user's events whichever child accepted the publish request.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # A stream on the reactor is detached from its request and connection
 # about a second after it opens (docs/performance.md, "Memory"): the
 # request is logged then, and the stream goes on with only its socket.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # A server-side disconnect: the application publishes
 # {"type":"disconnect","userId":U} (a token was revoked, an account
 # closed) and every connection of U, on every transport and every child,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Two graceful restarts (SIGUSR1) while a publisher posts 75 events a
 # second to the HTTP publish endpoint, without Redis: SSE and WebSocket
 # clients are closed by their stopping children, reconnect with their last

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Streams over HTTP/2.  mod_http2 gives every stream of a connection that
 # is being processed a worker of its own and processes only a few of one
 # connection's streams at a time (6 at first); a stream that holds its

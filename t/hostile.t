@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Hostile clients: each gets its documented answer, memory stays bounded
 # and the server keeps serving a well-behaved subscriber meanwhile.
 # Covered elsewhere (docs/reliability.md): oversized tokens (t/auth.t),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Isolation under load: 20 users with 2 connections each, 2,000 events to
 # random users.  Every connection must receive exactly its user's events,
 # in publish order, once.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Keys from an identity provider (UploadProgressJWKS): a local HTTPS
 # provider with its own test CA (t/lib/UPM/JWKS.pm) rotates, fails,
 # stalls and serves garbage; the server keeps verifying with the last good

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # UploadProgressMaxConnectionsPerUser: a user's streams are counted across
 # every child; one more than the limit gets 429 with a JSON reason and
 # Retry-After, other users are not affected, and a closed stream frees its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # mod_auth_openidc (Debian libapache2-mod-auth-openidc) in its OAuth 2.0
 # resource-server mode in front of the streams, verifying access tokens
 # against a local HTTPS JWKS (t/lib/UPM/JWKS.pm): the stream is the user

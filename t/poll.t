@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The polling fallback: ?since= answers at once with the user's messages
 # after that id (or a reset), ?wait= holds the request until a message
 # arrives (long-poll); same authentication, isolation and scopes as SSE.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The publish handler: methods, content type, JSON and event validation,
 # size limits, the progress:publish scope, and that a refused request
 # delivers nothing at all.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The publisher examples of docs/publishing.md, taken from the page itself
 # (the blocks after a "<!-- publish-example: NAME -->" line, so that the
 # page and this test cannot drift apart), run against real httpds:

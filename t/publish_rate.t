@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # UploadProgressPublishRate: a flooded publish location answers 429 with a
 # Retry-After and a JSON reason instead of queueing without bound; what it
 # accepted is delivered, other publish locations keep working, and after

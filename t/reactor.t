@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Streams do not hold worker threads: with UploadProgressAsync On (the
 # default on the event MPM) far more streams stay open than the server has
 # workers, and every one of them is served.  Run only in the async mode of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Redis ACL users (redis://user:pass@): users limited to exactly the
 # commands, channels and keys the module needs (the minimal ACLs of
 # docs/redis.md) are enough for pub/sub and for Streams (listener,

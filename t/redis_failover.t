@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Leader failover: kill -9 the child that feeds the ring while 50 events/s
 # are published on Redis (pub/sub, Streams, and pub/sub without standby
 # links).  Another child takes over within 2 s; every event published after

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Graceful restart (apachectl graceful) with Redis pub/sub ingest while
 # events flow at 50/s: the old generation's feeder keeps feeding until a
 # child of the new one listens and takes over, so clients that reconnect

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Isolation under Redis ingest: 20 users with 2 connections each (spread
 # over 2 children), 2,000 events to random users published on Redis, half
 # routed by the user:{id} channel alone, half by userId on other channels.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Two (then three) httpd instances sharing one Redis.
 #  - pub/sub: an event POSTed to node A's endpoint reaches a client on node B;
 #  - Streams: message ids are the stream's ids; a client that read on node A

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Redis stopped and started again (without persistence) while clients are
 # connected, in pub/sub and in Streams mode: the connections survive and
 # keep getting heartbeats, a `reset` (reason "redis") arrives, new events

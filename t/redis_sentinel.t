@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sentinel failover under load: three redis-sentinels (with a password),
 # a primary and two replicas on loopback; three httpds found the primary through the
 # sentinels (Streams with UploadProgressRedisWait 1, Streams without it,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Redis Streams mode, what a client sees of ids and times:
 #  - an entry XADDed without a timestamp carries its entry id's time, live
 #    and on every replay, on every server (ring replay, and the read-back

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Throttling under Redis ingest: 10,000 upload_progress events for one
 # photo within a second reach a client as at most 101 messages, with
 # non-decreasing progress ending at 100, followed by upload_completed.

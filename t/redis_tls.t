@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # rediss://: the module's own TLS (OpenSSL under hiredis' protocol reader)
 # against redis-server's --tls-port, with a CA made here and a client
 # certificate the server requires.  pub/sub and Streams (listener,

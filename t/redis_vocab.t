@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Redis pub/sub ingest: the three event vocabularies published with
 # redis-cli on their usual channels arrive mapped; bad input from Redis is
 # skipped, counted and logged without hurting anyone; the publish endpoint

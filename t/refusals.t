@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # How the module answers and logs what it refuses before a handler runs:
 #  - a 401 (no token, a bad token) and a 403 (a foreign origin, a claim that
 #    does not allow the location) carry a JSON body with an `error` field,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Graceful restart (DESIGN 4, 5): the stopping children close their SSE
 # streams (with a retry: hint) instead of hanging in "G", and the ring
 # survives, so a client resumes with its Last-Event-ID without a reset.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The replay ring wraps while clients are connected and some are behind:
 # a private server whose ring holds 64 messages gets 400 for one user.
 # Connected clients are fed from their own queues, not from the ring, so

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Narrowed streams: the user endpoints built from <LocationMatch> named
 # captures, query parameters, invalid scope ids, and that narrowing never
 # widens past the user's own events.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Isolation with messages addressed to users and to scopes, proved at
 # random: 50 connections (SSE, WebSocket and polling) with random grants
 # (the upl claim and UploadProgressJWTIdClaim claims) and random narrowings

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # A per-user WebSocket progress publisher, unchanged, on
 # conf/seed-000-progress-websocket.conf: the application publishes its
 # domain events (PhotoUploadStarted ... UploadJobCompleted) with the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The same system's SSE alternative, unchanged, on
 # conf/seed-001-progress-sse.conf: GET /api/v1/upload-progress/{jobId}
 # (text/event-stream) carries the user's messages of that job as

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # A Spring WebFlux SSE + Redis pub/sub system, unchanged, on
 # conf/seed-002-session-sse-redis.conf: the application PUBLISHes its
 # session messages (no userId) to upload-session:{sessionId} with

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # A multipart-upload API, unchanged, on conf/seed-003-session-websocket.conf:
 # it POSTs its five lifecycle events (no userId) to /ws/broadcast, and
 # browsers hold wss://host/session/{sessionId}?token={jwt} whose token has

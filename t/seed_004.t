@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # A Node `ws` project-channel server, unchanged for its clients, on
 # conf/seed-004-project-websocket.conf: /ws answers connected{clientId};
 # subscribe{projectId} -> subscribed{projectId}; job handlers' progress,

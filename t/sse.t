@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The SSE handler: response headers, framing, heartbeat, replay through
 # Last-Event-ID / lastEventId, the reset signal for ids it cannot resume
 # from, and the end of a stream at the token's expiry.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # An SSE client that stops reading (t/ws_reactor.t has the WebSocket
 # one).  A private server with small socket buffers and a 16 KB send
 # queue: while the client does not read, further progress messages for the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The status handler (JSON and Prometheus) and the mod_status section,
 # checked against the traffic this test makes: publishes, deliveries,
 # rejections, auth failures, resets, polls, an upload, open streams.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Streams over TLS: the reactor writes through the connection's filter
 # chain, so mod_ssl encrypts what it sends.  A second httpd with mod_ssl
 # and a certificate made for the test; messages, heartbeats and token

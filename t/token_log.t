@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # A token sent in the query string never reaches the access or error log,
 # whichever way the request is refused: the WebSocket Origin check (403,
 # which runs before authentication), a bad handshake (400), a wrong

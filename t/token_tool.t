@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # scripts/jwt.sh (installed as upload-progress-token), the token tool
 # docs/security.md shows: the tokens it mints are accepted by the module,
 # from the same key file the server reads (one trailing newline is not

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Upload tracking through the real httpd: a CGI script reads the body
 # slowly while an SSE client of the uploader watches upload_started,
 # upload_progress and upload_completed; aborted, chunked, over-limit,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Upload tracking takes jobId / sessionId from the client (query, X-Job-ID,
 # X-Session-ID).  Its events reach the uploader's streams only (and the
 # scopes the uploader's own token grants), never a stream that watches the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The application behind a tracked location learns who uploaded: the module
 # sets X-Progress-User to the upload's authenticated user on the request it
 # hands on (proxy, CGI, ...), and removes any X-Progress-User a client sent

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The event vocabularies: domain events mapped to message types, messages
 # passed through, progress computed from byte counts, fields passed
 # through untouched, and progress throttling per connection.

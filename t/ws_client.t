@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The WebSocket endpoint as a real client library sees it (Mojo::UserAgent
 # from libmojolicious-perl): connect, subscribe, receive, unsubscribe,
 # resume, close; plus the narrowed /session/{id} endpoint.

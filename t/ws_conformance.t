@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # RFC 6455 conformance of the WebSocket endpoint, in the spirit of the
 # Autobahn test suite's categories: handshake, framing, ping/pong, reserved
 # bits, opcodes, fragmentation, UTF-8, limits, close handling, and the

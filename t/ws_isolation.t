@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Isolation over WebSocket: 20 users with 2 connections each, 2,000 events
 # to random users; every connection must receive exactly its user's
 # events, in publish order, once.  Then grants: a subscription to a shared

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # WebSockets on the event-MPM reactor: an open WebSocket holds no worker
 # thread, a client that stops reading is closed after its write timeout
 # without stalling anyone else, and a long resume goes out in bounded steps

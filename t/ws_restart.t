@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Graceful restart with WebSocket clients (DESIGN 5): the stopping child
 # closes its connections with 1001 instead of hanging in "G", and a client
 # that reconnects and resumes from its last id misses nothing.

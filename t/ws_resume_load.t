@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # WebSocket resume under load: 300 WebSocket clients of 60 users while 200
 # events a second flow, and two graceful restarts that close every one of
 # them with 1001.  Each reconnects and resumes from the last id it saw, in

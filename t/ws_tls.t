@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # WebSocket over TLS (wss://): frames must pass through mod_ssl's filters
 # both ways.  A second httpd (UPM::Server) with mod_ssl on a free loopback
 # port, a certificate made for the test and a short RequestReadTimeout, in

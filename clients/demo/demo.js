@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The demo page: real uploads tracked by the module, a simulated processing
 // job published after each one, the connection's status and an event log.
 import { connect } from './client/upload-progress.mjs';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Types of upload-progress.mjs (see clients/README.md and docs/events.md).
 
 export type Transport = 'websocket' | 'sse' | 'poll';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // mod_upload_progress client: live upload and job progress over WebSocket,
 // Server-Sent Events or long polling, with reconnection, resume from the
 // last event id, an in-band `reset` signal and dead-connection detection.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Types of index.mjs (see README.md).
 import type { ReactElement, ReactNode } from 'react';
 import type { Connection, ConnectOptions, Message, Status } from 'mod-upload-progress-client';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // React hooks for mod_upload_progress, on top of the dependency-free
 // client (mod-upload-progress-client, ../js).  React is a peer dependency; no JSX,
 // so no build step is needed.

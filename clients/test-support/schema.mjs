@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The message JSON Schema as docs/events.md publishes it, and a small
 // validator for the parts of JSON Schema it uses (type, required,
 // properties, pattern, minimum/maximum, oneOf, $ref to $defs), so that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Starts a real httpd with the module just built, for the client and
 // browser tests: the demo configuration (scripts/demo-conf.sh) on a given
 // port, plus test locations.  Every wait is bounded.

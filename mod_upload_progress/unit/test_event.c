@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for upm_event.c: the event map, normalisation and progress
  * math of DESIGN section 1. */
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the HTTP/2 stream limits derived from mod_http2's. */
 #include "upm_h2_limit.h"
 #include "upm_test.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for upm_jwks.c.
  *
  * The JWKs are the public halves of the keys in unit/keys/ (exported once

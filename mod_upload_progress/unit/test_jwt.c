@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for upm_jwt.c.
  *
  * Tokens are made with libjwt from the private keys in unit/keys/ and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for upm_publish_body.c: what a publish body becomes, and the
  * status, code and index of every refusal (t/publish.t sees the same
  * through the server). */

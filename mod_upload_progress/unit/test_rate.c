@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the UploadProgressPublishRate token bucket. */
 #include "upm_rate.h"
 #include "upm_test.h"

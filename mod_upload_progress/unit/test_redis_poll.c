@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The hiredis 0.14 poll adapter against an in-process fake Redis: timers,
  * the cross-thread wake-up, commands and replies, a server that hangs up,
  * and a refused connect. */

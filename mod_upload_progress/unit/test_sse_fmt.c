@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include <apr_general.h>
 #include "upm_sse_fmt.h"
 #include "upm_test.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include <apr_general.h>
 #include <stdlib.h>
 #include "upm_ws_frame.h"

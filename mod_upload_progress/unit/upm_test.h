@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Minimal assertion helpers for the unit tests of the pure parts.
  * Each test program ends with UPM_TEST_DONE(), which prints
  * "N passed, N failed" and returns non-zero on any failure. */

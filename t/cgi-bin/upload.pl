@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# SPDX-License-Identifier: Apache-2.0
 # A slow upload handler for t/track.t: reads the request body in 4 KB
 # pieces with a short pause after each, as an application that processes
 # the upload while it arrives would, then reports what it read.

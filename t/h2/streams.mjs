@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One HTTP/2 connection (h2c, or h2 over TLS; "conns" of them, the streams
 // spread over them): N Server-Sent Events streams of N users (every other
 // one a long poll with "poll"), then plain GETs on the same connection, then one

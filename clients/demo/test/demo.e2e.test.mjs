@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The demo page in a real browser (Debian's Chromium driven by
 // playwright-core) against the demo httpd, as a person would use it.
 // Screenshots go to clients/artifacts/.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Ten tabs of one origin over HTTP/2 (h2 over TLS, a certificate made for
 // the test) in Debian's Chromium: a browser keeps one HTTP/2 connection per
 // origin for all its tabs, and every tab asks for an SSE stream.  mod_http2

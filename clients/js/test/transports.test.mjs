@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The client against a real httpd with the module: every transport the
 // module offers, delivery, isolation, resume after the server drops the
 // connection, reset, dead connections and token expiry.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The client's pure parts: the SSE parser, id ordering and the backoff.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The two npm packages as a user gets them: `npm pack` of clients/js and
 // clients/react, their tarballs installed into a scratch app without the
 // registry (react and @types/react linked from this checkout's

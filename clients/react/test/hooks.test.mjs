@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The React hooks against a real httpd: what a component sees, and that
 // unmounting unsubscribes and closes.
 import assert from 'node:assert/strict';

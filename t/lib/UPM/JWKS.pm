@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 package UPM::JWKS;
 # A stand-in identity provider for the tests: an HTTPS server on loopback
 # with a certificate of its own test CA, serving a JWKS at /jwks (and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 package UPM::Load;
 
 # Hundreds of subscribers and an open-loop publisher for the tests, from

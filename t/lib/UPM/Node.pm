@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 package UPM::Node;
 
 # One httpd with the module just built, on a free loopback port, with a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 package UPM::Redis;
 
 # A private redis-server for one test file: started on a loopback port in

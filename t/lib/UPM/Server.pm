@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 package UPM::Server;
 # A second httpd with the built module (or, with so =>, another module
 # named upload_progress_module), for tests that need a server configured

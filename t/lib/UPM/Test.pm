@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 package UPM::Test;
 
 # Helpers shared by the mod_upload_progress test files: tokens, publishing,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 package UPM::TestCA;
 
 # Throw-away certificate authorities for the TLS tests, made with the

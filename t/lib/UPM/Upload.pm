@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 package UPM::Upload;
 
 # An upload client on a raw socket, so a test decides when each piece of

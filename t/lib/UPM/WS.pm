@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 package UPM::WS;
 
 # A raw WebSocket client for the tests: it builds frames byte by byte, so

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 package UPM::Wire;
 
 # The one reader of what the module writes on the wire, for every test
