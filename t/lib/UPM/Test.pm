@@ -458,7 +458,7 @@ sub _process {
         $self->{headers} = $h->{headers};
         $self->{dec} = UPM::Wire::Body->new($h->{headers});
         $self->{chunked} = $self->{dec}->chunked;
-        $self->{clen} = $self->{dec}{clen};
+        $self->{clen} = $self->{dec}->clen;
         $self->{sse} = UPM::Wire::SSE->new(
             line => sub { push @{ $self->{lines} }, $_[0] },
             comment => sub { push @{ $self->{comments} }, { text => $_[0], t => time } },

@@ -68,6 +68,7 @@ sub new {
 }
 
 sub chunked { $_[0]{chunked} }
+sub clen    { $_[0]{clen} }
 sub done    { $_[0]{done} }
 
 sub feed {
