@@ -120,6 +120,17 @@ typedef struct ws_conn {
     const char *start_id;           /* in home */
     apr_uint64_t start_seq;         /* its ring sequence */
     int said;                       /* the client sent more than subscriptions */
+    /* A subscribe on a connection under way holds delivery (and a replay
+     * going out) for the same wait: a client sends the subscribes of a
+     * reconnect one frame each, and a message of the second that went
+     * out of reach while only the first was in could not follow the
+     * first's newer ones.  The catch-up when the wait ends replays from
+     * the position with the whole set. */
+    int settling;
+    apr_time_t settle_until;
+    apr_time_t settle_most;         /* the bound of its extensions */
+    apr_interval_time_t hold;       /* the wait plus two round trips; 0: no wait */
+    const char *from_id;            /* ?lastEventId= (in home): the position until a send */
     /* The id of the last message (or reset) sent: a later resume is exact
      * only from there, or while nothing was sent yet. */
     int sent_any;
@@ -343,7 +354,7 @@ static int deliver(ws_conn *ws)
 
     /* During a replay, live frames wait queued: they are newer than what
      * the replay sends, or duplicates its end makes the subscribers skip. */
-    if (!ws->nsubs || ws->close_sent || ws->replaying || ws->pending) {
+    if (!ws->nsubs || ws->close_sent || ws->replaying || ws->pending || ws->settling) {
         return 0;
     }
     n = upm_sub_take_merged(ws->subs, ws->nsubs, frames, WS_TAKE_MAX, &state, &reason);
@@ -450,13 +461,49 @@ static void ws_resume(ws_conn *ws, const char *last_id)
  * as it always did, rather than with a reset. */
 static void ws_catch_up(ws_conn *ws)
 {
-    const char *pos = ws->sent_any ? ws->last_sent : ws->start_id;
+    const char *pos = ws->sent_any ? ws->last_sent
+                      : ws->start_id ? ws->start_id : ws->from_id;
     apr_uint64_t after = 0;
 
     if (ws->pending || !pos || upm_stream_resume_point(pos, &after)) {
         return;
     }
     ws_resume(ws, pos);
+}
+
+/* A subscribe on a connection under way: wait for the others (see
+ * settling).  Each one extends the wait, never past WS_START_HOLD_MAX
+ * from the first. */
+static void ws_settle(ws_conn *ws, apr_time_t now)
+{
+    static const apr_interval_time_t most = WS_START_HOLD_MAX;
+    if (ws->pending) {
+        return;                     /* the start's hold covers it */
+    }
+    if (!ws->hold) {
+        ws_catch_up(ws);
+        return;
+    }
+    if (!ws->settling) {
+        ws->settling = 1;
+        ws->settle_until = now + ws->hold;
+        ws->settle_most = now + most;
+    }
+    else if (now + ws->hold < ws->settle_most) {
+        ws->settle_until = now + ws->hold;
+    }
+    else {
+        ws->settle_until = ws->settle_most;
+    }
+}
+
+/* The subscriptions are in: what they match since the position goes out. */
+static void ws_settled(ws_conn *ws)
+{
+    if (ws->settling) {
+        ws->settling = 0;
+        ws_catch_up(ws);
+    }
 }
 
 /* The connection's start is known: from last_id (the client's first
@@ -520,6 +567,9 @@ static void ws_hold_check(ws_conn *ws, apr_time_t now)
     if (ws->pending && now >= ws->hold_until) {
         ws_start(ws, NULL);
     }
+    if (ws->settling && now >= ws->settle_until) {
+        ws_settled(ws);
+    }
 }
 
 /* The connection's smoothed round-trip time as TCP measured it (0 when
@@ -570,6 +620,11 @@ static void on_text(ws_conn *ws, const unsigned char *data, apr_size_t len)
         /* Anything else: this client does not resume by message. */
         ws_start(ws, NULL);
     }
+    if (ws->settling && res.action != UPM_WSP_SUBSCRIBED
+        && res.action != UPM_WSP_UNSUBSCRIBED) {
+        /* The client is past its subscribes. */
+        ws_settled(ws);
+    }
     if (res.action == UPM_WSP_RESUME) {
         const char *code = ws_resume_started(ws, res.last_event_id);
         ws->said = 1;
@@ -609,7 +664,7 @@ static void on_text(ws_conn *ws, const unsigned char *data, apr_size_t len)
             ws->subs[res.index] = sub_open(ws, res.field, res.id, &ws->sub_pools[res.index]);
             ws->nsubs = ws->proto->nsubs;
         }
-        ws_catch_up(ws);
+        ws_settle(ws, apr_time_now());
         break;
     case UPM_WSP_UNSUBSCRIBED: {
         int last = ws->nsubs - 1;
@@ -953,6 +1008,9 @@ static void rx_reschedule(ws_conn *ws)
         if (ws->pending) {
             EARLIER(ws->hold_until);
         }
+        if (ws->settling) {
+            EARLIER(ws->settle_until);
+        }
         if (ws->beat) {
             EARLIER(ws->next_ping);
             if (ws->ping_unanswered) {
@@ -980,7 +1038,7 @@ static void rx_output(ws_conn *ws)
         if (rc->closing || rc->blocked_since) {
             return;                 /* POLLOUT brings us back */
         }
-        if (!ws->close_sent) {
+        if (!ws->close_sent && !ws->settling) {
             if (ws->replaying) {
                 replay_more(ws);
                 more = 1;
@@ -1101,6 +1159,20 @@ static void ws_rx_timer(upm_rconn *rc, apr_time_t now)
         }
         if (ws->pending && !ws->close_sent) {
             ws_start(ws, NULL);
+            rx_output(ws);
+            if (rc->closing) {
+                goto out;
+            }
+        }
+    }
+    if (!ws->close_sent && ws->settling && now >= ws->settle_until) {
+        /* As above: a subscribe already in the socket joins the set. */
+        rx_input(ws);
+        if (rc->closing) {
+            goto out;
+        }
+        if (ws->settling && !ws->close_sent) {
+            ws_settled(ws);
             rx_output(ws);
             if (rc->closing) {
                 goto out;
@@ -1326,16 +1398,19 @@ int upm_ws_handler(request_rec *r)
                   rc ? "on the reactor" : "on its worker");
     s = upm_wsp_connected(ws->tmp, ws->client_id, start_id, &len);
     ws_text(ws, s, len);
+    {
+        int wait = upm_conf_ws_resume_wait(d);
+        apr_interval_time_t hold = apr_time_from_msec(wait) + 2 * ws_rtt(c);
+        ws->hold = !wait ? 0 : hold < WS_START_HOLD_MAX ? hold : WS_START_HOLD_MAX;
+    }
     if (start_id) {
         /* Nothing goes out until the client's first message or the hold:
          * a client that resumes by message (as the first one) gets the
          * same order as one that resumes in the URL, and one that says
          * nothing waits only the hold. */
-        int wait = upm_conf_ws_resume_wait(d);
-        apr_interval_time_t hold = apr_time_from_msec(wait) + 2 * ws_rtt(c);
         ws->start_id = apr_pstrdup(home, start_id);
-        ws->hold_until = apr_time_now() + (hold < WS_START_HOLD_MAX ? hold : WS_START_HOLD_MAX);
-        if (wait) {
+        ws->hold_until = apr_time_now() + ws->hold;
+        if (ws->hold) {
             ws->pending = 1;
         }
         else {
@@ -1345,6 +1420,7 @@ int upm_ws_handler(request_rec *r)
     else if (resume && *resume) {
         const char *reason = upm_stream_resume(ws->tmp, ws->subs, ws->nsubs, resume,
                                                emit_frame, ws);
+        ws->from_id = apr_pstrdup(home, resume);
         if (reason) {
             ws_reset(ws, reason);
         }
@@ -1405,6 +1481,9 @@ int upm_ws_handler(request_rec *r)
         }
         if (ws->pending && ws->hold_until - now < wait) {
             wait = ws->hold_until - now;
+        }
+        if (ws->settling && ws->settle_until - now < wait) {
+            wait = ws->settle_until - now;
         }
         if (wait < 0) {
             wait = 0;
