@@ -4,22 +4,11 @@
 #include "upm_evict.h"
 #include "upm_match.h"
 #include "upm_test.h"
+#include "upm_test_msg.h"
 
 static upm_msg msg(const char *owner, const char *job, const char *session)
 {
-    upm_msg m;
-    int f;
-    memset(&m, 0, sizeof(m));
-    for (f = 0; f < UPM_F__COUNT; f++) {
-        m.f[f] = "";
-    }
-    m.f[UPM_F_TYPE] = "job_progress";
-    m.f[UPM_F_OWNER] = owner;
-    m.f[UPM_F_JOB] = job;
-    m.f[UPM_F_SESSION] = session;
-    m.json = "{}";
-    m.json_len = 2;
-    return m;
+    return upm_test_msg("job_progress", owner, "", "", job, session, "");
 }
 
 static upm_evict_pos at(apr_uint64_t seq)

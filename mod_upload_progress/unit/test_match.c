@@ -2,23 +2,12 @@
 #include <apr_general.h>
 #include "upm_match.h"
 #include "upm_test.h"
+#include "upm_test_msg.h"
 
-/* A message with owner and ids as routing fields (JSON is irrelevant). */
 static upm_msg msg(const char *owner, const char *photo, const char *file, const char *job,
                    const char *session, const char *project)
 {
-    upm_msg m;
-    memset(&m, 0, sizeof(m));
-    m.f[UPM_F_TYPE] = "progress";
-    m.f[UPM_F_OWNER] = owner;
-    m.f[UPM_F_PHOTO] = photo;
-    m.f[UPM_F_FILE] = file;
-    m.f[UPM_F_JOB] = job;
-    m.f[UPM_F_SESSION] = session;
-    m.f[UPM_F_PROJECT] = project;
-    m.json = "{}";
-    m.json_len = 2;
-    return m;
+    return upm_test_msg("progress", owner, photo, file, job, session, project);
 }
 
 static void test_owner(void)
